@@ -1,0 +1,7 @@
+// libprotobuf-c, from Debian's libprotobuf-c-dev (pkg-config: libprotobuf-c).
+#ifndef C_PROTOBUF_C_SHIM_H
+#define C_PROTOBUF_C_SHIM_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#endif

@@ -1,0 +1,38 @@
+/// One gRPC length-prefixed message, ready to send: a flag byte (compressed or
+/// not), the payload length as a 4-byte big-endian integer, then the payload.
+///
+/// Built in one buffer so that the transport copies it once, into its frames.
+public struct FramedMessage: Sendable, Hashable {
+  /// The 5-byte prefix followed by the payload.
+  public private(set) var bytes: [UInt8]
+
+  /// The size of the prefix.
+  public static let prefixLength = 5
+
+  /// Frames `message`, encoding it straight after the prefix.
+  public init(_ message: some RPCMessage) {
+    var bytes = [UInt8](repeating: 0, count: Self.prefixLength)
+    message.serialize(into: &bytes)
+    self.init(prefixReserved: bytes)
+  }
+
+  /// Frames an already encoded payload.
+  public init(payload: [UInt8]) {
+    var bytes = [UInt8](repeating: 0, count: Self.prefixLength)
+    bytes.append(contentsOf: payload)
+    self.init(prefixReserved: bytes)
+  }
+
+  private init(prefixReserved bytes: [UInt8]) {
+    var bytes = bytes
+    let length = UInt32(truncatingIfNeeded: bytes.count - Self.prefixLength)
+    bytes[1] = UInt8(truncatingIfNeeded: length >> 24)
+    bytes[2] = UInt8(truncatingIfNeeded: length >> 16)
+    bytes[3] = UInt8(truncatingIfNeeded: length >> 8)
+    bytes[4] = UInt8(truncatingIfNeeded: length)
+    self.bytes = bytes
+  }
+
+  /// The length of the payload.
+  public var payloadLength: Int { bytes.count - Self.prefixLength }
+}

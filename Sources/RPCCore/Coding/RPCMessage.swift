@@ -1,0 +1,23 @@
+/// A message the runtime can send and receive: it encodes itself to bytes and
+/// decodes itself from bytes. Generated protobuf messages conform.
+public protocol RPCMessage: Sendable {
+  /// Decodes a message from the payload of one gRPC frame.
+  init(serializedBytes bytes: UnsafeRawBufferPointer) throws
+
+  /// Appends the encoding of the message to `buffer`.
+  func serialize(into buffer: inout [UInt8])
+}
+
+extension RPCMessage {
+  /// Decodes a message from `bytes`.
+  public init(serializedBytes bytes: [UInt8]) throws {
+    self = try bytes.withUnsafeBytes { try Self(serializedBytes: $0) }
+  }
+
+  /// The encoding of the message.
+  public func serializedBytes() -> [UInt8] {
+    var buffer = [UInt8]()
+    serialize(into: &buffer)
+    return buffer
+  }
+}

@@ -1,0 +1,184 @@
+/// Custom metadata of a call: ordered key-value pairs sent as HTTP/2 headers or
+/// trailers.
+///
+/// Keys are lower-case ASCII (letters, digits, `-`, `_`, `.`); keys ending in
+/// `-bin` carry binary values, base64-encoded on the wire (un-padded when
+/// sent, padded or not when received). A key may appear several times.
+///
+/// ```swift
+/// var metadata: Metadata = ["x-request-id": "42"]
+/// metadata.add("trace-bin", .binary([0x01, 0x02]))
+/// metadata["x-request-id"]  // "42"
+/// ```
+public struct Metadata: Hashable, Sendable, ExpressibleByDictionaryLiteral {
+  /// A metadata value: text for ordinary keys, bytes for `-bin` keys.
+  public enum Value: Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    case string(String)
+    case binary([UInt8])
+
+    public init(stringLiteral value: String) {
+      self = .string(value)
+    }
+
+    /// The text value, or `nil` for a binary one.
+    public var stringValue: String? {
+      if case .string(let s) = self { return s }
+      return nil
+    }
+
+    /// The binary value, or `nil` for a text one.
+    public var binaryValue: [UInt8]? {
+      if case .binary(let b) = self { return b }
+      return nil
+    }
+
+    public var description: String {
+      switch self {
+      case .string(let s): s
+      case .binary(let b): Base64.encode(b, padded: true)
+      }
+    }
+  }
+
+  /// One key and its value.
+  public struct Entry: Hashable, Sendable {
+    public var key: String
+    public var value: Value
+  }
+
+  private var entries: [Entry]
+
+  /// Empty metadata.
+  public init() {
+    self.entries = []
+  }
+
+  public init(dictionaryLiteral elements: (String, Value)...) {
+    self.entries = elements.map { Entry(key: Metadata.normalize($0.0), value: $0.1) }
+  }
+
+  /// The entries in order.
+  public var all: [Entry] { entries }
+
+  /// The number of entries.
+  public var count: Int { entries.count }
+
+  /// Whether there are no entries.
+  public var isEmpty: Bool { entries.isEmpty }
+
+  /// Appends a text value under `key`.
+  public mutating func add(_ key: String, _ value: String) {
+    entries.append(Entry(key: Metadata.normalize(key), value: .string(value)))
+  }
+
+  /// Appends a value under `key`.
+  public mutating func add(_ key: String, _ value: Value) {
+    entries.append(Entry(key: Metadata.normalize(key), value: value))
+  }
+
+  /// Appends every entry of `other`.
+  public mutating func add(contentsOf other: Metadata) {
+    entries.append(contentsOf: other.entries)
+  }
+
+  /// Removes every value of `key`, then adds `value` (or nothing, for `nil`).
+  public mutating func replace(_ key: String, with value: Value?) {
+    let key = Metadata.normalize(key)
+    entries.removeAll { $0.key == key }
+    if let value { entries.append(Entry(key: key, value: value)) }
+  }
+
+  /// Removes every value of `key`.
+  public mutating func removeAll(_ key: String) {
+    let key = Metadata.normalize(key)
+    entries.removeAll { $0.key == key }
+  }
+
+  /// Every value of `key`, in order.
+  public func values(_ key: String) -> [Value] {
+    let key = Metadata.normalize(key)
+    return entries.filter { $0.key == key }.map(\.value)
+  }
+
+  /// The first text value of `key`; setting replaces every value of `key`.
+  public subscript(key: String) -> String? {
+    get {
+      let key = Metadata.normalize(key)
+      return entries.first { $0.key == key }?.value.stringValue
+    }
+    set {
+      replace(key, with: newValue.map { .string($0) })
+    }
+  }
+
+  /// The first binary value of `key` (a `-bin` key).
+  public func binary(_ key: String) -> [UInt8]? {
+    let key = Metadata.normalize(key)
+    return entries.first { $0.key == key }?.value.binaryValue
+  }
+
+  private static func normalize(_ key: String) -> String {
+    key.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? key.lowercased() : key
+  }
+}
+
+extension Metadata: Sequence {
+  public func makeIterator() -> IndexingIterator<[Entry]> {
+    entries.makeIterator()
+  }
+}
+
+extension Metadata: CustomStringConvertible {
+  public var description: String {
+    "[" + entries.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "]"
+  }
+}
+
+// MARK: - Wire form
+
+extension Metadata {
+  /// Whether `key` may be sent as custom metadata: lower-case letters, digits,
+  /// `-`, `_` and `.`, not a pseudo-header, and not one the protocol reserves.
+  public static func isValidCustomKey(_ key: String) -> Bool {
+    guard !key.isEmpty, !key.hasPrefix("grpc-") else { return false }
+    switch key {
+    case "content-type", "te", "user-agent", "connection", "host", "transfer-encoding",
+      "keep-alive", "upgrade", "proxy-connection":
+      return false
+    default:
+      break
+    }
+    return key.utf8.allSatisfy { c in
+      (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+        || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") || c == UInt8(ascii: ".")
+    }
+  }
+
+  /// The header value to send for `value` under `key`, or `nil` when the value
+  /// cannot be sent (a text value with bytes outside printable ASCII).
+  public static func wireValue(key: String, value: Value) -> String? {
+    if key.hasSuffix("-bin") {
+      switch value {
+      case .binary(let bytes): return Base64.encode(bytes, padded: false)
+      case .string(let s): return Base64.encode(Array(s.utf8), padded: false)
+      }
+    }
+    guard case .string(let s) = value,
+      s.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E })
+    else { return nil }
+    return s
+  }
+
+  /// Adds a header received from the wire: `-bin` values are base64-decoded
+  /// (padded or not). Returns `false`, adding nothing, for an undecodable value.
+  @discardableResult
+  public mutating func addWire(key: String, value: String) -> Bool {
+    if key.hasSuffix("-bin") {
+      guard let bytes = Base64.decode(value) else { return false }
+      entries.append(Entry(key: key, value: .binary(bytes)))
+    } else {
+      entries.append(Entry(key: key, value: .string(value)))
+    }
+    return true
+  }
+}

@@ -1,0 +1,98 @@
+/// The error of a failed RPC: a status code, a message and optional details.
+///
+/// A handler throws it to end a call with that status; a client call throws it
+/// when the call fails. Any other error a handler throws ends the call with
+/// ``StatusCode/internal`` and a generic message, so that internals do not leak.
+///
+/// Rich error details (a serialized `google.rpc.Status`, sent in the
+/// `grpc-status-details-bin` trailer as grpc-go and grpc-swift do) travel in
+/// ``statusDetails``; the `StandardProtos` module builds and reads them
+/// (`ErrorInfo`, `RetryInfo`, `QuotaFailure`, …).
+public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
+  /// The status code; never ``StatusCode/ok``.
+  public var code: StatusCode
+  /// A developer-facing message.
+  public var message: String
+  /// Trailing metadata to send with (or received with) the status.
+  public var metadata: Metadata
+  /// A serialized `google.rpc.Status` whose code and message match this error's.
+  public var statusDetails: [UInt8]?
+  /// Why a call failed before it reached a server, when that is known.
+  package var transportFailure: TransportFailure?
+
+  /// An error with a code and a message.
+  ///
+  /// - Parameters:
+  ///   - code: The status code. ``StatusCode/ok`` is replaced by ``StatusCode/unknown``.
+  ///   - message: A developer-facing message.
+  ///   - metadata: Trailing metadata.
+  ///   - statusDetails: A serialized `google.rpc.Status`, or `nil`.
+  public init(
+    code: StatusCode,
+    message: String,
+    metadata: Metadata = [:],
+    statusDetails: [UInt8]? = nil
+  ) {
+    self.code = code == .ok ? .unknown : code
+    self.message = message
+    self.metadata = metadata
+    self.statusDetails = statusDetails
+  }
+
+  public var description: String {
+    message.isEmpty ? code.name : "\(code.name): \(message)"
+  }
+
+  public static func == (lhs: RPCError, rhs: RPCError) -> Bool {
+    lhs.code == rhs.code && lhs.message == rhs.message && lhs.metadata == rhs.metadata
+      && lhs.statusDetails == rhs.statusDetails
+  }
+
+  public func hash(into hasher: inout Hasher) {
+    hasher.combine(code)
+    hasher.combine(message)
+  }
+}
+
+extension RPCError {
+  /// The error a server sends when it has no handler for a method.
+  public static func unimplemented(_ descriptor: MethodDescriptor) -> RPCError {
+    RPCError(code: .unimplemented, message: "method \(descriptor.path) is not implemented")
+  }
+
+  /// Wraps any error as an RPC error: ``RPCError`` values pass through, a task
+  /// cancellation becomes ``StatusCode/cancelled``, anything else
+  /// ``StatusCode/internal`` without its description (which may hold internals).
+  public init(wrapping error: any Error) {
+    switch error {
+    case let rpc as RPCError:
+      self = rpc
+    case is CancellationError:
+      self.init(code: .cancelled, message: "the call was cancelled")
+    case let convertible as any RPCErrorConvertible:
+      self = convertible.rpcError
+    default:
+      self.init(code: .internal, message: "internal error")
+    }
+  }
+}
+
+/// An error type that knows the RPC status it stands for.
+///
+/// Domain errors conform to it so that handlers can throw them directly and the
+/// caller still receives the right status code, message and details.
+public protocol RPCErrorConvertible: Error {
+  /// The status this error is sent as.
+  var rpcError: RPCError { get }
+}
+
+/// Why a call could not be sent, as the client transport saw it.
+package enum TransportFailure: Hashable, Sendable {
+  /// The server refused the stream before processing it (REFUSED_STREAM, or a
+  /// GOAWAY whose last stream id is below the call's): safe to retry anywhere.
+  case refusedBeforeProcessing
+  /// No connection could be made.
+  case connectFailed
+  /// The connection broke after the request may have been processed.
+  case connectionLost
+}

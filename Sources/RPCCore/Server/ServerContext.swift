@@ -1,0 +1,104 @@
+import Synchronization
+
+/// What a handler knows about the call it serves, and how it shapes the
+/// response's metadata.
+///
+/// One context exists per call. Its request side is immutable; response
+/// headers and trailers may be set from any thread until the transport sends
+/// them (headers: with the first response message; trailers: at the end).
+public final class ServerContext: Sendable {
+  /// The method called.
+  public let descriptor: MethodDescriptor
+  /// The custom metadata the client sent (reserved headers are left out).
+  public let requestMetadata: Metadata
+  /// When the client stops waiting, from its `grpc-timeout`; `nil` for none.
+  public let deadline: ContinuousClock.Instant?
+  /// The remote address, e.g. `ipv4:127.0.0.1:53412`.
+  public let peer: String
+  /// Who is calling, as the server's ``CallAuthenticator`` established it.
+  public let caller: CallerIdentity?
+
+  private struct State {
+    var responseHeaders = Metadata()
+    var trailers = Metadata()
+    var cancelled = false
+    var cancelHandlers: [@Sendable () -> Void] = []
+  }
+  private let state = Mutex(State())
+
+  /// A context; created by the transport for each call.
+  public init(
+    descriptor: MethodDescriptor,
+    requestMetadata: Metadata,
+    deadline: ContinuousClock.Instant?,
+    peer: String,
+    caller: CallerIdentity?
+  ) {
+    self.descriptor = descriptor
+    self.requestMetadata = requestMetadata
+    self.deadline = deadline
+    self.peer = peer
+    self.caller = caller
+  }
+
+  /// Custom metadata sent in the response headers.
+  public var responseHeaders: Metadata {
+    get { state.withLock { $0.responseHeaders } }
+    set { state.withLock { $0.responseHeaders = newValue } }
+  }
+
+  /// Custom metadata sent in the trailers, with the status.
+  public var trailers: Metadata {
+    get { state.withLock { $0.trailers } }
+    set { state.withLock { $0.trailers = newValue } }
+  }
+
+  /// Whether the call was cancelled: the client reset the stream, the deadline
+  /// passed, or the connection closed. Nothing the handler sends arrives.
+  public var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+  /// Runs `handler` once when the call is cancelled (at once if it already is).
+  /// For handlers that complete a ``ReplyPromise`` outside Swift concurrency;
+  /// `async` handlers see task cancellation instead.
+  public func onCancel(_ handler: @escaping @Sendable () -> Void) {
+    let runNow = state.withLock { state -> Bool in
+      if state.cancelled { return true }
+      state.cancelHandlers.append(handler)
+      return false
+    }
+    if runNow { handler() }
+  }
+
+  /// Marks the call cancelled and runs the cancellation handlers. Called by the
+  /// transport.
+  public func cancel() {
+    let handlers = state.withLock { state -> [@Sendable () -> Void] in
+      guard !state.cancelled else { return [] }
+      state.cancelled = true
+      defer { state.cancelHandlers = [] }
+      return state.cancelHandlers
+    }
+    for handler in handlers { handler() }
+  }
+
+  /// Throws ``StatusCode/unauthenticated`` when there is no caller, and
+  /// ``StatusCode/permissionDenied`` when the caller lacks `role`.
+  public func requireRole(_ role: String) throws(RPCError) {
+    guard let caller else {
+      throw RPCError(code: .unauthenticated, message: "\(descriptor.path) needs an authenticated caller")
+    }
+    guard caller.roles.contains(role) else {
+      throw RPCError(
+        code: .permissionDenied, message: "\(descriptor.path) needs the \(role) role; caller \(caller.userID) lacks it")
+    }
+  }
+
+  /// The calling user's id; throws ``StatusCode/unauthenticated`` when the call
+  /// carries no user.
+  public func requireUser() throws(RPCError) -> String {
+    guard let caller, !caller.userID.isEmpty else {
+      throw RPCError(code: .unauthenticated, message: "\(descriptor.path) needs a calling user")
+    }
+    return caller.userID
+  }
+}
