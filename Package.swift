@@ -24,6 +24,9 @@ let swiftSettings: [SwiftSetting] = [
 let package = Package(
   name: "flashsale",
   platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "flashsale-interop", targets: ["InteropCLI"]),
+  ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -55,6 +58,33 @@ let package = Package(
     .target(
       name: "InteropAPI",
       dependencies: ["RPCCore", "ProtoRuntime", "CProtobufC", "CInteropProtos"],
+      swiftSettings: swiftSettings),
+
+    .target(
+      name: "RPCHTTP2",
+      dependencies: [
+        "RPCCore", "CNghttp2",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: swiftSettings),
+
+    .target(
+      name: "InteropService",
+      dependencies: ["RPCCore", "InteropAPI"],
+      swiftSettings: swiftSettings),
+    .executableTarget(
+      name: "InteropCLI",
+      dependencies: [
+        "InteropService", "RPCHTTP2",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
       swiftSettings: swiftSettings),
 
     // The codegen test contract (Tests/CodegenContract/proto).

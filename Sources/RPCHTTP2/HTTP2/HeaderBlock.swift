@@ -1,0 +1,80 @@
+internal import CNghttp2
+import RPCCore
+
+/// The name-value pairs of one HEADERS frame to send.
+///
+/// Names and values known at compile time are `StaticString`s that nghttp2 is
+/// told not to copy; the common blocks (`:status 200`, `grpc-status 0`) are
+/// static values, so answering a call allocates nothing for them.
+struct HeaderBlock: Sendable {
+  /// A header name or value.
+  enum Text: Sendable {
+    case constant(StaticString)
+    case dynamic(String)
+  }
+
+  private(set) var fields: [(name: Text, value: Text)]
+
+  init(_ fields: [(name: Text, value: Text)] = []) {
+    self.fields = fields
+  }
+
+  mutating func add(_ name: StaticString, _ value: StaticString) {
+    fields.append((.constant(name), .constant(value)))
+  }
+
+  mutating func add(_ name: StaticString, value: String) {
+    fields.append((.constant(name), .dynamic(value)))
+  }
+
+  mutating func add(name: String, value: String) {
+    fields.append((.dynamic(name), .dynamic(value)))
+  }
+
+  /// Adds the custom metadata that may be sent: invalid keys and values are
+  /// left out (see ``Metadata/isValidCustomKey(_:)``).
+  mutating func add(_ metadata: Metadata) {
+    for entry in metadata where Metadata.isValidCustomKey(entry.key) {
+      if let value = Metadata.wireValue(key: entry.key, value: entry.value) {
+        fields.append((.dynamic(entry.key), .dynamic(value)))
+      }
+    }
+  }
+
+  /// Calls `body` with an `nghttp2_nv` array of the fields, valid during the
+  /// call. nghttp2 copies dynamic strings when a frame is submitted, and keeps
+  /// pointers to the static ones (flagged NO_COPY).
+  func withNVArray<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+    var dynamicBytes = [UInt8]()
+    for field in fields {
+      if case .dynamic(let s) = field.name { dynamicBytes.append(contentsOf: s.utf8) }
+      if case .dynamic(let s) = field.value { dynamicBytes.append(contentsOf: s.utf8) }
+    }
+    return dynamicBytes.withUnsafeMutableBufferPointer { storage in
+      withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(fields.count, 1)) { nva in
+        var offset = 0
+        func pointer(_ text: Text) -> (UnsafeMutablePointer<UInt8>, Int, UInt8) {
+          switch text {
+          case .constant(let s):
+            // Static strings live for the whole process.
+            return (UnsafeMutablePointer(mutating: s.utf8Start), s.utf8CodeUnitCount, 1)
+          case .dynamic(let s):
+            let count = s.utf8.count
+            defer { offset += count }
+            let base = storage.baseAddress.map { $0 + offset } ?? UnsafeMutablePointer(mutating: ("" as StaticString).utf8Start)
+            return (base, count, 0)
+          }
+        }
+        for (i, field) in fields.enumerated() {
+          let (name, nameLength, nameStatic) = pointer(field.name)
+          let (value, valueLength, valueStatic) = pointer(field.value)
+          var flags = UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+          if nameStatic == 1 { flags |= UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue) }
+          if valueStatic == 1 { flags |= UInt8(NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue) }
+          nva[i] = nghttp2_nv(name: name, value: value, namelen: nameLength, valuelen: valueLength, flags: flags)
+        }
+        return body(UnsafePointer(nva.baseAddress!), fields.count)
+      }
+    }
+  }
+}

@@ -1,0 +1,88 @@
+import RPCCore
+
+/// The request HEADERS of one stream, parsed header by header as nghttp2
+/// delivers them (their bytes are only valid during each callback).
+///
+/// nghttp2 has already checked the HTTP/2 rules (pseudo-headers present and
+/// valid, no connection-specific headers); this checks the gRPC ones.
+struct RequestHead {
+  var isPost = false
+  var route: RouteTable.Entry?
+  var path = ""
+  var contentType: String?
+  var contentTypeIsGRPC = false
+  var timeout: Duration?
+  var invalidTimeout: String?
+  var unsupportedEncoding: String?
+  var malformedBinaryKey: String?
+  var metadata = Metadata()
+
+  /// Parses one header.
+  mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, routes: RouteTable) {
+    guard let first = name.first else { return }
+    if first == UInt8(ascii: ":") {
+      if name.equals(":path") {
+        route = routes.lookup(value)
+        if route == nil { path = value.string }
+      } else if name.equals(":method") {
+        isPost = value.equals("POST")
+      }
+      return  // :scheme, :authority: nothing to check for gRPC
+    }
+    if name.equals("content-type") {
+      contentTypeIsGRPC =
+        value.equals("application/grpc") || value.hasPrefix("application/grpc+") || value.hasPrefix("application/grpc;")
+      if !contentTypeIsGRPC { contentType = value.string }
+    } else if name.equals("grpc-timeout") {
+      if let duration = GRPCTimeout.parse(value) {
+        timeout = duration
+      } else {
+        invalidTimeout = value.string
+      }
+    } else if name.equals("grpc-encoding") {
+      if !value.equals("identity") { unsupportedEncoding = value.string }
+    } else if name.equals("te") || name.equals("user-agent") || name.equals("grpc-accept-encoding")
+      || name.hasPrefix("grpc-")
+    {
+      return  // reserved; not custom metadata
+    } else {
+      let key = name.string
+      if !metadata.addWire(key: key, value: value.string) { malformedBinaryKey = key }
+    }
+  }
+
+  /// How a request that cannot reach its handler is answered.
+  struct Rejection: Error {
+    var httpStatus: StaticString = "200"
+    var error: RPCError
+    var acceptEncoding = false
+  }
+
+  /// Checks the gRPC rules once the headers are complete.
+  func validate(routes: RouteTable) -> Result<RouteTable.Entry, Rejection> {
+    guard isPost else {
+      return .failure(
+        Rejection(httpStatus: "405", error: RPCError(code: .internal, message: "gRPC requires the POST method")))
+    }
+    guard contentTypeIsGRPC else {
+      // As grpc-go: HTTP 415, so that plain HTTP clients do not take it for success.
+      let message = "invalid gRPC request content-type \"\(contentType ?? "")\""
+      return .failure(Rejection(httpStatus: "415", error: RPCError(code: .invalidArgument, message: message)))
+    }
+    guard let route else {
+      return .failure(Rejection(error: RPCError(code: .unimplemented, message: routes.unimplementedMessage(path: path))))
+    }
+    if let unsupportedEncoding {
+      let message = "grpc: Decompressor is not installed for grpc-encoding \"\(unsupportedEncoding)\""
+      return .failure(Rejection(error: RPCError(code: .unimplemented, message: message), acceptEncoding: true))
+    }
+    if let invalidTimeout {
+      return .failure(Rejection(error: RPCError(code: .internal, message: "malformed grpc-timeout \"\(invalidTimeout)\"")))
+    }
+    if let malformedBinaryKey {
+      return .failure(
+        Rejection(error: RPCError(code: .internal, message: "malformed base64 in binary metadata \"\(malformedBinaryKey)\"")))
+    }
+    return .success(route)
+  }
+}

@@ -1,0 +1,861 @@
+import Logging
+import NIOCore
+import RPCCore
+
+/// Serves gRPC calls on one HTTP/2 connection: owns the connection's nghttp2
+/// session, turns its events into calls, runs handlers, and writes responses.
+///
+/// Everything here runs on the channel's event loop. Unary handlers run inline
+/// when they answer at once; other handlers run as tasks that hop back with
+/// `EventLoop.execute`. Output is written once per read batch (at
+/// `channelReadComplete`) or once per batch of completions from other threads.
+final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate {
+  typealias InboundIn = ByteBuffer
+  typealias OutboundIn = ByteBuffer
+  typealias OutboundOut = ByteBuffer
+
+  private let routes: RouteTable
+  private let configuration: RPCServerConfiguration
+  private let metrics: ServerMetrics
+  private let logger: Logger
+  private let onClose: @Sendable (ObjectIdentifier) -> Void
+
+  private var session: HTTP2Session?
+  private var context: ChannelHandlerContext?
+  private var peer = "unknown"
+
+  /// Streams with a handler or a response in progress.
+  private var openStreams: [ServerStream] = []
+
+  // Output batching and back-pressure.
+  private var inReadBatch = false
+  private var flushScheduled = false
+  private var readPending = false
+
+  // Keepalive.
+  private var lastReadNanos: UInt64 = 0
+  private var keepaliveTimer: Scheduled<Void>?
+  private var pingTimeout: Scheduled<Void>?
+  private var lastClientPingNanos: UInt64 = 0
+  private var pingStrikes = 0
+
+  // Graceful shutdown.
+  private enum Shutdown { case running, notified, draining }
+  private var shutdown = Shutdown.running
+  /// Close as soon as what is queued is written, calls or not (after a GOAWAY
+  /// for a misbehaving peer).
+  private var closeAfterFlush = false
+
+  init(
+    routes: RouteTable,
+    configuration: RPCServerConfiguration,
+    metrics: ServerMetrics,
+    logger: Logger,
+    onClose: @escaping @Sendable (ObjectIdentifier) -> Void
+  ) {
+    self.routes = routes
+    self.configuration = configuration
+    self.metrics = metrics
+    self.logger = logger
+    self.onClose = onClose
+  }
+
+  // MARK: - Channel events
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+    peer = context.channel.remoteAddress.map(Self.describe) ?? "unknown"
+    metrics.connections.increment()
+    do {
+      session = try HTTP2Session(
+        role: .server,
+        settings: HTTP2Session.Settings(
+          maxConcurrentStreams: configuration.maxConcurrentStreams,
+          initialWindowSize: configuration.initialStreamWindowSize,
+          maxHeaderListSize: 64 * 1024,
+          connectionWindowSize: configuration.connectionWindowSize),
+        delegate: self)
+    } catch {
+      logger.error("cannot create an HTTP/2 session", metadata: ["error": "\(error)"])
+      context.close(promise: nil)
+      return
+    }
+    lastReadNanos = Self.nowNanos()
+    startKeepalive(context: context)
+    if context.channel.isActive { flush() }
+  }
+
+  func channelActive(context: ChannelHandlerContext) {
+    flush()
+    context.fireChannelActive()
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    tearDown(reason: RPCError(code: .unavailable, message: "the connection closed"))
+    session?.close()
+    session = nil
+    self.context = nil
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    tearDown(reason: RPCError(code: .unavailable, message: "the connection closed"))
+    context.fireChannelInactive()
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let buffer = unwrapInboundIn(data)
+    guard let session else { return }
+    inReadBatch = true
+    lastReadNanos = Self.nowNanos()
+    do {
+      try buffer.withUnsafeReadableBytes { bytes throws(HTTP2SessionError) in try session.receive(bytes) }
+    } catch {
+      logger.debug("closing connection after a protocol error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+      flush()
+      context.close(promise: nil)
+    }
+  }
+
+  func channelReadComplete(context: ChannelHandlerContext) {
+    inReadBatch = false
+    flush()
+    context.fireChannelReadComplete()
+  }
+
+  func read(context: ChannelHandlerContext) {
+    // Socket back-pressure: while the peer does not read what we write, stop
+    // reading what it sends.
+    if context.channel.isWritable {
+      context.read()
+    } else {
+      readPending = true
+    }
+  }
+
+  func channelWritabilityChanged(context: ChannelHandlerContext) {
+    if context.channel.isWritable {
+      flush()
+      if readPending {
+        readPending = false
+        context.read()
+      }
+    }
+    context.fireChannelWritabilityChanged()
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    logger.debug("connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+    context.close(promise: nil)
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if event is GracefulShutdownEvent {
+      beginGracefulShutdown()
+    } else {
+      context.fireUserInboundEventTriggered(event)
+    }
+  }
+
+  // MARK: - Output
+
+  /// Writes what nghttp2 has to send, now.
+  private func flush() {
+    guard let session, let context, context.channel.isActive else { return }
+    guard context.channel.isWritable, session.wantsWrite else {
+      closeIfDone()
+      return
+    }
+    var buffer = context.channel.allocator.buffer(capacity: 4096)
+    do {
+      try session.send(into: &buffer)
+    } catch {
+      logger.debug("nghttp2 send failed", metadata: ["error": "\(error)"])
+      context.close(promise: nil)
+      return
+    }
+    if buffer.readableBytes > 0 {
+      context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+    closeIfDone()
+  }
+
+  /// Flushes once after the current batch of work on the event loop: many
+  /// completions from handler tasks share one write.
+  private func scheduleFlush() {
+    guard !inReadBatch, !flushScheduled, let context else { return }
+    flushScheduled = true
+    context.eventLoop.assumeIsolated().execute {
+      self.flushScheduled = false
+      self.flush()
+    }
+  }
+
+  // MARK: - HTTP2SessionDelegate: requests
+
+  func sessionBeginHeaders(stream id: Int32, kind: HeadersKind) {
+    guard kind == .request, let session else { return }
+    let stream = ServerStream(id: id, connection: self, maxMessageLength: configuration.maxReceiveMessageLength)
+    session.setStreamUserData(id, Unmanaged.passRetained(stream).toOpaque())
+    stream.index = openStreams.count
+    openStreams.append(stream)
+    metrics.inflightStreams.increment()
+    pingStrikes = 0
+  }
+
+  func sessionHeader(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+    guard let stream = stream(id), stream.phase == .receivingHeaders else { return true }
+    stream.head.add(name: name, value: value, routes: routes)
+    return true
+  }
+
+  func sessionHeadersComplete(stream id: Int32, kind: HeadersKind, endStream: Bool) {
+    guard let stream = stream(id) else { return }
+    if kind == .request {
+      start(stream)
+    }
+    if endStream { requestEnded(stream) }
+  }
+
+  func sessionData(stream id: Int32, bytes: UnsafeRawBufferPointer) {
+    guard let session else { return }
+    guard let stream = stream(id), stream.phase == .receivingRequest || stream.phase == .handling,
+      stream.inboundError == nil
+    else {
+      // Data nobody will read (the call already failed): give the window back.
+      session.consume(stream: id, bytes: bytes.count)
+      return
+    }
+    let kind = stream.entry!.route.descriptor.kind
+    var failure: MessageDeframer.Error?
+    do {
+      try stream.deframer.process(bytes) { payload in
+        stream.requestCount += 1
+        if kind.isSingleRequest {
+          if stream.requestCount == 1 { stream.requestPayload = Array(payload) }
+        } else {
+          stream.inbound.append(Array(payload))
+          stream.inboundBytes += payload.count
+        }
+      }
+    } catch {
+      failure = error
+    }
+    stream.unconsumedBytes += bytes.count
+    if kind.isSingleRequest || stream.inboundBytes < ServerStream.inboundHighWater {
+      session.consume(stream: id, bytes: stream.unconsumedBytes)
+      stream.unconsumedBytes = 0
+    }
+    if let failure {
+      fail(stream, RPCError(code: failure.statusCode, message: failure.description), resetStream: true)
+      return
+    }
+    if kind.isSingleRequest, stream.requestCount > 1 {
+      let message = "\(stream.entry!.route.descriptor.path) is \(kind.rawValue): the request has more than one message"
+      fail(stream, RPCError(code: .internal, message: message), resetStream: true)
+      return
+    }
+    if !kind.isSingleRequest { wakeReader(stream) }
+  }
+
+  func sessionEndStream(stream id: Int32) {
+    guard let stream = stream(id) else { return }
+    requestEnded(stream)
+  }
+
+  func sessionStreamClosed(stream id: Int32, errorCode: UInt32) {
+    guard let session, let pointer = session.streamUserData(id) else { return }
+    session.setStreamUserData(id, nil)
+    // Balances the passRetained of sessionBeginHeaders.
+    let stream = Unmanaged<ServerStream>.fromOpaque(pointer).takeRetainedValue()
+    if stream.phase != .finished {
+      // The peer reset the stream, or the connection is going away.
+      let reason =
+        errorCode == HTTP2ErrorCode.cancel.rawValue || errorCode == HTTP2ErrorCode.noError.rawValue
+        ? RPCError(code: .cancelled, message: "the client cancelled the call")
+        : RPCError(code: .cancelled, message: "the stream was reset (HTTP/2 error \(errorCode))")
+      abandon(stream, reason)
+    }
+    if stream.unconsumedBytes > 0 { session.consumeConnection(bytes: stream.unconsumedBytes) }
+    remove(stream)
+  }
+
+  private func stream(_ id: Int32) -> ServerStream? {
+    guard let pointer = session?.streamUserData(id) else { return nil }
+    return Unmanaged<ServerStream>.fromOpaque(pointer).takeUnretainedValue()
+  }
+
+  private func remove(_ stream: ServerStream) {
+    guard stream.index >= 0 else { return }
+    let last = openStreams.removeLast()
+    if last !== stream {
+      openStreams[stream.index] = last
+      last.index = stream.index
+    }
+    stream.index = -1
+    metrics.inflightStreams.decrement()
+    if shutdown == .draining { scheduleFlush() }
+  }
+
+  // MARK: - Starting calls
+
+  /// The request headers are complete: validate, authenticate, and start the
+  /// handler of a streaming call or wait for the request of a unary one.
+  private func start(_ stream: ServerStream) {
+    let entry: RouteTable.Entry
+    switch stream.head.validate(routes: routes) {
+    case .success(let found):
+      entry = found
+    case .failure(let rejection):
+      if rejection.error.code == .unimplemented { metrics.unknownMethods.increment() }
+      reject(stream, rejection)
+      return
+    }
+    stream.entry = entry
+    stream.startNanos = Self.nowNanos()
+    entry.metrics.recordStart()
+    let descriptor = entry.route.descriptor
+
+    let caller: CallerIdentity?
+    do {
+      caller = try configuration.authenticator?.authenticate(descriptor, metadata: stream.head.metadata)
+    } catch {
+      stream.phase = .handling
+      fail(stream, error, resetStream: false)
+      return
+    }
+    let deadline = stream.head.timeout.map { ContinuousClock.now.advanced(by: $0) }
+    stream.context = ServerContext(
+      descriptor: descriptor, requestMetadata: stream.head.metadata, deadline: deadline, peer: peer, caller: caller)
+
+    switch entry.route.handler {
+    case .unary, .serverStreaming:
+      stream.phase = .receivingRequest
+    case .clientStreaming(let handler):
+      stream.phase = .handling
+      startDeadline(stream)
+      let source = ServerRequestSource(stream: loopBound(stream), eventLoop: context!.eventLoop)
+      let context = stream.context!
+      runTask(stream) { finish in
+        do {
+          finish(.success(try await handler(source, context)))
+        } catch {
+          finish(.failure(error))
+        }
+      }
+    case .bidirectionalStreaming(let handler):
+      stream.phase = .handling
+      startDeadline(stream)
+      let bound = loopBound(stream)
+      let source = ServerRequestSource(stream: bound, eventLoop: context!.eventLoop)
+      let sink = ServerResponseSink(stream: bound, eventLoop: context!.eventLoop)
+      let context = stream.context!
+      runTask(stream) { finish in
+        do {
+          try await handler(source, sink, context)
+          finish(.success(nil))
+        } catch {
+          finish(.failure(error))
+        }
+      }
+    }
+  }
+
+  /// The peer ended its side of the stream.
+  private func requestEnded(_ stream: ServerStream) {
+    guard !stream.requestEnded else { return }
+    stream.requestEnded = true
+    if stream.phase == .finished || stream.phase == .receivingHeaders { return }
+    do {
+      try stream.deframer.finish()
+    } catch {
+      fail(stream, RPCError(code: .internal, message: error.description), resetStream: false)
+      return
+    }
+    guard let entry = stream.entry else { return }
+    switch entry.route.handler {
+    case .unary(let handler):
+      guard let payload = stream.requestPayload else {
+        fail(stream, noRequestMessage(entry.route.descriptor), resetStream: false)
+        return
+      }
+      stream.phase = .handling
+      stream.requestPayload = nil
+      let reply = payload.withUnsafeBytes { handler($0, stream.context!) }
+      answer(stream, with: reply)
+    case .serverStreaming(let makeBody):
+      guard let payload = stream.requestPayload else {
+        fail(stream, noRequestMessage(entry.route.descriptor), resetStream: false)
+        return
+      }
+      stream.phase = .handling
+      stream.requestPayload = nil
+      switch payload.withUnsafeBytes({ makeBody($0, stream.context!) }) {
+      case .failure(let error):
+        fail(stream, error, resetStream: false)
+      case .success(let body):
+        startDeadline(stream)
+        let sink = ServerResponseSink(stream: loopBound(stream), eventLoop: context!.eventLoop)
+        runTask(stream) { finish in
+          do {
+            try await body(sink)
+            finish(.success(nil))
+          } catch {
+            finish(.failure(error))
+          }
+        }
+      }
+    case .clientStreaming, .bidirectionalStreaming:
+      wakeReader(stream)
+    }
+  }
+
+  private func noRequestMessage(_ descriptor: MethodDescriptor) -> RPCError {
+    RPCError(code: .internal, message: "\(descriptor.path) is \(descriptor.kind.rawValue): the request has no message")
+  }
+
+  /// Acts on a unary handler's reply.
+  private func answer(_ stream: ServerStream, with reply: Reply<FramedMessage>) {
+    switch reply.storage {
+    case .done(.success(let message)):
+      respond(stream, message: message)
+    case .done(.failure(let error)):
+      fail(stream, error, resetStream: false)
+    case .later(let body):
+      startDeadline(stream)
+      runTask(stream) { finish in
+        do {
+          finish(.success(try await body()))
+        } catch {
+          finish(.failure(error))
+        }
+      }
+    case .promise(let register):
+      startDeadline(stream)
+      let bound = loopBound(stream)
+      let eventLoop = context!.eventLoop
+      register(
+        ReplyPromise { result in
+          eventLoop.execute {
+            let stream = bound.value
+            stream.connection.complete(stream, result.map { Optional($0) })
+          }
+        })
+    }
+  }
+
+  /// Runs `body` as a task; `finish` brings its outcome back to the event loop.
+  private func runTask(
+    _ stream: ServerStream,
+    _ body: @escaping @Sendable (_ finish: @Sendable (Result<FramedMessage?, any Error>) -> Void) async -> Void
+  ) {
+    let bound = loopBound(stream)
+    let eventLoop = context!.eventLoop
+    stream.task = Task {
+      await body { result in
+        eventLoop.execute {
+          let stream = bound.value
+          stream.connection.complete(stream, result)
+        }
+      }
+    }
+  }
+
+  private func loopBound(_ stream: ServerStream) -> NIOLoopBound<ServerStream> {
+    NIOLoopBound(stream, eventLoop: context!.eventLoop)
+  }
+
+  private func startDeadline(_ stream: ServerStream) {
+    guard let timeout = stream.head.timeout, let context else { return }
+    let nanos = timeout.components.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+    let amount: TimeAmount = nanos.overflow ? .hours(24 * 365) : .nanoseconds(nanos.partialValue + timeout.components.attoseconds / 1_000_000_000)
+    stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: amount) { [weak self, weak stream] in
+      guard let self, let stream, stream.phase != .finished else { return }
+      self.abandon(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
+      self.finishWithStatus(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
+      self.scheduleFlush()
+    }
+  }
+
+  // MARK: - Completing calls
+
+  /// A handler finished: `message` for unary and client-streaming calls, `nil`
+  /// for streaming responses, or an error.
+  func complete(_ stream: ServerStream, _ result: Result<FramedMessage?, any Error>) {
+    stream.task = nil
+    guard stream.phase == .handling else { return }  // already cancelled, timed out, or answered
+    switch result {
+    case .success(let message?):
+      respond(stream, message: message)
+    case .success(nil):
+      finishWithStatus(stream, nil)
+    case .failure(let error):
+      fail(stream, error, resetStream: false)
+    }
+    scheduleFlush()
+  }
+
+  /// Answers with one message and an OK status.
+  private func respond(_ stream: ServerStream, message: FramedMessage) {
+    guard let session else { return }
+    stream.outbound.append(message.bytes)
+    stream.pendingTrailers = trailers(for: stream, error: nil)
+    markFinished(stream, code: .ok)
+    if stream.headersSent {
+      resume(stream)
+      return
+    }
+    stream.headersSent = true
+    do {
+      try session.submitResponse(stream: stream.id, headers: responseHeaders(stream), hasBody: true)
+    } catch {
+      session.resetStream(stream.id, errorCode: .internalError)
+    }
+  }
+
+  /// Ends a call with OK (`error == nil`) or an error, after the messages queued.
+  private func finishWithStatus(_ stream: ServerStream, _ error: RPCError?) {
+    guard let session else { return }
+    markFinished(stream, code: error?.code ?? .ok)
+    if stream.headersSent {
+      stream.pendingTrailers = trailers(for: stream, error: error)
+      resume(stream)
+      return
+    }
+    // Trailers-Only: nothing was sent, so one HEADERS frame carries everything.
+    stream.headersSent = true
+    let trailing = stream.context?.trailers ?? Metadata()
+    var block = GRPCHeaders.trailersOnly(
+      code: error?.code ?? .ok, message: error?.message ?? "", details: error?.statusDetails,
+      metadata: mergedTrailers(trailing, error))
+    if let headers = stream.context?.responseHeaders, !headers.isEmpty { block.add(headers) }
+    do {
+      try session.submitResponse(stream: stream.id, headers: block, hasBody: false)
+    } catch {
+      session.resetStream(stream.id, errorCode: .internalError)
+    }
+  }
+
+  /// Ends a call with an error: an ``RPCError`` as is, anything else as INTERNAL.
+  /// With `malformedRequest`, what the client sends from now on is discarded
+  /// (and once the status is out, `sessionSentEndStream` asks it to stop).
+  private func fail(_ stream: ServerStream, _ error: any Error, resetStream malformedRequest: Bool) {
+    let rpcError = RPCError(wrapping: error)
+    if stream.phase != .finished, stream.task != nil || !stream.writers.isEmpty || stream.reader != nil {
+      abandon(stream, rpcError)
+    }
+    if malformedRequest { stream.inboundError = rpcError }
+    finishWithStatus(stream, rpcError)
+  }
+
+  /// Answers a request that never reached a handler.
+  private func reject(_ stream: ServerStream, _ rejection: RequestHead.Rejection) {
+    guard let session else { return }
+    markFinished(stream, code: rejection.error.code)
+    stream.headersSent = true
+    var block = GRPCHeaders.trailersOnly(
+      code: rejection.error.code, message: rejection.error.message, details: nil, metadata: [:],
+      httpStatus: rejection.httpStatus)
+    if rejection.acceptEncoding { block.add("grpc-accept-encoding", "identity") }
+    do {
+      try session.submitResponse(stream: stream.id, headers: block, hasBody: false)
+    } catch {
+      session.resetStream(stream.id, errorCode: .internalError)
+    }
+  }
+
+  /// Cancels whatever still runs for the call: the handler task, its context,
+  /// and any writer or reader waiting on the stream.
+  private func abandon(_ stream: ServerStream, _ reason: RPCError) {
+    stream.context?.cancel()
+    stream.task?.cancel()
+    stream.task = nil
+    stream.deadlineTimer?.cancel()
+    stream.deadlineTimer = nil
+    stream.inboundError = stream.inboundError ?? reason
+    if let reader = stream.reader {
+      stream.reader = nil
+      reader.resume(throwing: reason)
+    }
+    let writers = stream.writers
+    stream.writers = []
+    for writer in writers { writer.resume(throwing: reason) }
+    if stream.phase != .finished {
+      markFinished(stream, code: reason.code)
+      stream.outbound.removeAll()
+    }
+  }
+
+  private func markFinished(_ stream: ServerStream, code: StatusCode) {
+    guard stream.phase != .finished else { return }
+    stream.phase = .finished
+    stream.code = code
+    stream.deadlineTimer?.cancel()
+    stream.deadlineTimer = nil
+    if let entry = stream.entry {
+      let elapsed = Self.nowNanos() &- stream.startNanos
+      entry.metrics.recordEnd(code: code, nanoseconds: Int64(truncatingIfNeeded: elapsed))
+    }
+  }
+
+  private func responseHeaders(_ stream: ServerStream) -> HeaderBlock {
+    guard let custom = stream.context?.responseHeaders, !custom.isEmpty else { return GRPCHeaders.responseHeaders }
+    var block = GRPCHeaders.responseHeaders
+    block.add(custom)
+    return block
+  }
+
+  private func trailers(for stream: ServerStream, error: RPCError?) -> HeaderBlock {
+    let custom = stream.context?.trailers ?? Metadata()
+    guard let error else {
+      return GRPCHeaders.trailers(code: .ok, message: "", details: nil, metadata: custom)
+    }
+    return GRPCHeaders.trailers(
+      code: error.code, message: error.message, details: error.statusDetails, metadata: mergedTrailers(custom, error))
+  }
+
+  private func mergedTrailers(_ custom: Metadata, _ error: RPCError?) -> Metadata {
+    guard let error, !error.metadata.isEmpty else { return custom }
+    var merged = custom
+    merged.add(contentsOf: error.metadata)
+    return merged
+  }
+
+  // MARK: - Streaming messages
+
+  /// Queues a response message of a streaming handler.
+  func enqueue(
+    _ message: FramedMessage, on stream: ServerStream, replaceable: Bool,
+    writer: CheckedContinuation<Void, any Error>?
+  ) {
+    guard stream.phase == .handling, let session else {
+      writer?.resume(throwing: stream.inboundError ?? RPCError(code: .cancelled, message: "the call is over"))
+      return
+    }
+    stream.outbound.append(message.bytes, replaceable: replaceable)
+    if !stream.headersSent {
+      stream.headersSent = true
+      do {
+        try session.submitResponse(stream: stream.id, headers: responseHeaders(stream), hasBody: true)
+      } catch {
+        writer?.resume(throwing: RPCError(code: .internal, message: "cannot send the response headers"))
+        return
+      }
+    } else {
+      resume(stream)
+    }
+    if let writer {
+      if stream.outbound.byteCount > ServerStream.outboundHighWater {
+        stream.writers.append(writer)
+      } else {
+        writer.resume()
+      }
+    }
+    scheduleFlush()
+  }
+
+  private func resume(_ stream: ServerStream) {
+    if stream.dataDeferred {
+      stream.dataDeferred = false
+      session?.resumeData(stream: stream.id)
+    }
+  }
+
+  /// A streaming handler asks for the next request message.
+  func read(from stream: ServerStream, _ continuation: CheckedContinuation<[UInt8]?, any Error>) {
+    if let error = stream.inboundError {
+      continuation.resume(throwing: error)
+      return
+    }
+    guard stream.reader == nil else {
+      continuation.resume(throwing: RPCError(code: .internal, message: "the request stream is read concurrently"))
+      return
+    }
+    stream.reader = continuation
+    wakeReader(stream)
+  }
+
+  /// Hands the next request message to a waiting reader, and reopens the
+  /// peer's window when the backlog has shrunk.
+  private func wakeReader(_ stream: ServerStream) {
+    guard let reader = stream.reader else { return }
+    if let error = stream.inboundError {
+      stream.reader = nil
+      reader.resume(throwing: error)
+    } else if let message = stream.inbound.popFirst() {
+      stream.reader = nil
+      stream.inboundBytes -= message.count
+      if stream.unconsumedBytes > 0, stream.inboundBytes < ServerStream.inboundHighWater {
+        session?.consume(stream: stream.id, bytes: stream.unconsumedBytes)
+        stream.unconsumedBytes = 0
+        scheduleFlush()
+      }
+      reader.resume(returning: message)
+    } else if stream.requestEnded {
+      stream.reader = nil
+      reader.resume(returning: nil)
+    }
+  }
+
+  // MARK: - HTTP2SessionDelegate: response data
+
+  func sessionReadData(stream id: Int32, maxLength: Int) -> OutboundData {
+    guard let stream = stream(id), let session else { return .resetStream }
+    let count = min(maxLength, stream.outbound.byteCount)
+    if count == stream.outbound.byteCount, let trailers = stream.pendingTrailers {
+      stream.pendingTrailers = nil
+      do {
+        try session.submitTrailers(stream: id, headers: trailers)
+      } catch {
+        return .resetStream
+      }
+      return .data(count: count, endOfData: true)
+    }
+    if count == 0 {
+      stream.dataDeferred = true
+      return .deferred
+    }
+    return .data(count: count, endOfData: false)
+  }
+
+  func sessionWriteData(stream id: Int32, length: Int, into buffer: inout ByteBuffer) {
+    guard let stream = stream(id) else { return }
+    stream.outbound.write(length, into: &buffer)
+    if !stream.writers.isEmpty, stream.outbound.byteCount <= ServerStream.outboundHighWater / 2 {
+      let writers = stream.writers
+      stream.writers = []
+      for writer in writers { writer.resume() }
+    }
+  }
+
+  // MARK: - Keepalive
+
+  func sessionPing(ack: Bool) {
+    if ack {
+      pingTimeout?.cancel()
+      pingTimeout = nil
+      return
+    }
+    // A client PING (nghttp2 answers it). Enforce the minimum interval.
+    let now = Self.nowNanos()
+    let tooSoon =
+      lastClientPingNanos != 0
+      && now &- lastClientPingNanos < UInt64(configuration.keepalive.minPingInterval.nanosecondsValue)
+    let idle = openStreams.isEmpty && !configuration.keepalive.permitWithoutCalls
+    lastClientPingNanos = now
+    if tooSoon || idle {
+      pingStrikes += 1
+      if pingStrikes > configuration.keepalive.maxPingStrikes {
+        logger.info("client pings too often; closing", metadata: ["peer": "\(peer)"])
+        session?.goAway(errorCode: .enhanceYourCalm, debugData: "too_many_pings")
+        shutdown = .draining
+        closeAfterFlush = true
+        scheduleFlush()
+      }
+    }
+  }
+
+  private func startKeepalive(context: ChannelHandlerContext) {
+    let amount = TimeAmount.nanoseconds(configuration.keepalive.time.nanosecondsValue)
+    keepaliveTimer = context.eventLoop.assumeIsolated().scheduleTask(in: amount) { [weak self] in
+      guard let self, let context = self.context else { return }
+      self.keepaliveTick()
+      self.startKeepalive(context: context)
+    }
+  }
+
+  private func keepaliveTick() {
+    guard let context, pingTimeout == nil else { return }
+    let idleNanos = Self.nowNanos() &- lastReadNanos
+    guard idleNanos >= UInt64(configuration.keepalive.time.nanosecondsValue) else { return }
+    session?.ping(0x6b65_6570_616c_6976)  // "keepaliv"
+    flush()
+    pingTimeout = context.eventLoop.assumeIsolated().scheduleTask(
+      in: .nanoseconds(configuration.keepalive.timeout.nanosecondsValue)
+    ) {
+      [weak self] in
+      guard let self else { return }
+      self.logger.info("no PING ack within the keepalive timeout; closing", metadata: ["peer": "\(self.peer)"])
+      self.context?.close(promise: nil)
+    }
+  }
+
+  func sessionGoAway(lastStreamID: Int32, errorCode: UInt32) {}
+
+  /// The response is complete. If the client is still sending, ask it to stop
+  /// without error (RFC 9113 section 8.1): nothing it sends will be read.
+  func sessionSentEndStream(stream id: Int32) {
+    guard let session, session.isRemoteOpen(id) else { return }
+    session.resetStream(id, errorCode: .noError)
+  }
+
+  func sessionSettingsReceived() {}
+
+  // MARK: - Graceful shutdown
+
+  /// Stops taking new calls: a GOAWAY notice now, the final GOAWAY (with the
+  /// last stream id) after a round trip, then the connection closes once its
+  /// calls have finished.
+  private func beginGracefulShutdown() {
+    guard shutdown == .running, let session, let context else { return }
+    shutdown = .notified
+    session.shutdownNotice()
+    session.ping(0x676f_6177_6179_2121)  // "goaway!!"
+    flush()
+    context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(200)) { [weak self] in
+      guard let self, self.shutdown == .notified else { return }
+      self.shutdown = .draining
+      self.session?.goAway(errorCode: .noError)
+      self.flush()
+    }
+  }
+
+  /// Closes the connection once a drain is complete. Called only after
+  /// `session.send`, never from inside an nghttp2 callback.
+  private func closeIfDone() {
+    guard closeAfterFlush || (shutdown == .draining && openStreams.isEmpty) else { return }
+    guard let context, context.channel.isActive else { return }
+    if let session, session.wantsWrite, context.channel.isWritable { return }
+    context.close(promise: nil)
+  }
+
+  /// Fails every call still open (the connection is gone).
+  private func tearDown(reason: RPCError) {
+    keepaliveTimer?.cancel()
+    keepaliveTimer = nil
+    pingTimeout?.cancel()
+    pingTimeout = nil
+    let streams = openStreams
+    for stream in streams {
+      abandon(stream, reason)
+      if let session, let pointer = session.streamUserData(stream.id) {
+        session.setStreamUserData(stream.id, nil)
+        Unmanaged<ServerStream>.fromOpaque(pointer).release()
+      }
+      remove(stream)
+    }
+    if session != nil {
+      metrics.connections.decrement()
+      onClose(ObjectIdentifier(self))
+    }
+    session?.close()
+    session = nil
+  }
+
+  // MARK: - Helpers
+
+  private static func describe(_ address: SocketAddress) -> String {
+    switch address {
+    case .v4(let a): "ipv4:\(address.ipAddress ?? a.host):\(address.port ?? 0)"
+    case .v6: "ipv6:[\(address.ipAddress ?? "")]:\(address.port ?? 0)"
+    case .unixDomainSocket: "unix:\(address.pathname ?? "")"
+    }
+  }
+
+  @inline(__always)
+  static func nowNanos() -> UInt64 {
+    NIODeadline.now().uptimeNanoseconds
+  }
+}
+
+/// Sent down a connection's pipeline to start its graceful shutdown.
+struct GracefulShutdownEvent: Sendable {}
