@@ -6,5 +6,5 @@ struct InteropCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "flashsale-interop",
     abstract: "The gRPC interop TestService (server) and the interop test cases (client).",
-    subcommands: [ServeCommand.self])
+    subcommands: [ServeCommand.self, ClientCommand.self])
 }

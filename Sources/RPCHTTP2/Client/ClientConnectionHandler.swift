@@ -1,0 +1,451 @@
+import Logging
+import NIOCore
+import RPCCore
+
+/// The client side of one HTTP/2 connection: owns its nghttp2 session, opens a
+/// stream per call, and routes frames to the calls' ``HTTP2ClientStream``s.
+///
+/// Everything here runs on the channel's event loop; streams call in through
+/// `EventLoop.execute`.
+final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate {
+  typealias InboundIn = ByteBuffer
+  typealias OutboundIn = ByteBuffer
+  typealias OutboundOut = ByteBuffer
+
+  /// What the connection reports to its owner.
+  enum Event {
+    /// The peer sent GOAWAY: no new calls on this connection.
+    case goAway(errorCode: UInt32, debug: String)
+    /// The connection closed.
+    case closed
+  }
+
+  private let authority: String
+  private let configuration: RPCClientConfiguration
+  private let logger: Logger
+  private let onEvent: @Sendable (Event) -> Void
+
+  private var session: HTTP2Session?
+  private var context: ChannelHandlerContext?
+  private var streams: [HTTP2ClientStream] = []
+  private var goAwayReceived = false
+  private var inReadBatch = false
+  private var flushScheduled = false
+  private var readPending = false
+  private var keepaliveTimer: Scheduled<Void>?
+  private var pingTimeout: Scheduled<Void>?
+  private var lastReadNanos: UInt64 = 0
+
+  init(
+    authority: String, configuration: RPCClientConfiguration, logger: Logger,
+    onEvent: @escaping @Sendable (Event) -> Void
+  ) {
+    self.authority = authority
+    self.configuration = configuration
+    self.logger = logger
+    self.onEvent = onEvent
+  }
+
+  /// Calls in flight on this connection.
+  var activeStreams: Int { streams.count }
+
+  /// Whether new calls may start here.
+  var acceptsStreams: Bool {
+    guard let session, let context, context.channel.isActive else { return false }
+    return !goAwayReceived && session.canOpenStream
+  }
+
+  // MARK: - Channel events
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+    do {
+      session = try HTTP2Session(
+        role: .client,
+        settings: HTTP2Session.Settings(
+          maxConcurrentStreams: 100, initialWindowSize: 1 << 20, maxHeaderListSize: 64 * 1024,
+          connectionWindowSize: 8 << 20),
+        delegate: self)
+    } catch {
+      logger.error("cannot create an HTTP/2 session", metadata: ["error": "\(error)"])
+      context.close(promise: nil)
+    }
+    lastReadNanos = ServerConnectionHandler.nowNanos()
+    scheduleKeepalive()
+  }
+
+  func channelActive(context: ChannelHandlerContext) {
+    flush()
+    context.fireChannelActive()
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    tearDown()
+    context.fireChannelInactive()
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    tearDown()
+    self.context = nil
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let buffer = unwrapInboundIn(data)
+    guard let session else { return }
+    inReadBatch = true
+    lastReadNanos = ServerConnectionHandler.nowNanos()
+    do {
+      try buffer.withUnsafeReadableBytes { bytes throws(HTTP2SessionError) in try session.receive(bytes) }
+    } catch {
+      logger.debug("closing connection after a protocol error", metadata: ["error": "\(error)"])
+      flush()
+      context.close(promise: nil)
+    }
+  }
+
+  func channelReadComplete(context: ChannelHandlerContext) {
+    inReadBatch = false
+    flush()
+    context.fireChannelReadComplete()
+  }
+
+  func read(context: ChannelHandlerContext) {
+    if context.channel.isWritable {
+      context.read()
+    } else {
+      readPending = true
+    }
+  }
+
+  func channelWritabilityChanged(context: ChannelHandlerContext) {
+    if context.channel.isWritable {
+      flush()
+      if readPending {
+        readPending = false
+        context.read()
+      }
+    }
+    context.fireChannelWritabilityChanged()
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    logger.debug("connection error", metadata: ["error": "\(error)"])
+    context.close(promise: nil)
+  }
+
+  // MARK: - Output
+
+  private func flush() {
+    guard let session, let context, context.channel.isActive, context.channel.isWritable, session.wantsWrite else {
+      closeIfDrained()
+      return
+    }
+    var buffer = context.channel.allocator.buffer(capacity: 4096)
+    do {
+      try session.send(into: &buffer)
+    } catch {
+      context.close(promise: nil)
+      return
+    }
+    if buffer.readableBytes > 0 { context.writeAndFlush(wrapOutboundOut(buffer), promise: nil) }
+    closeIfDrained()
+  }
+
+  private func scheduleFlush() {
+    guard !inReadBatch, !flushScheduled, let context else { return }
+    flushScheduled = true
+    context.eventLoop.assumeIsolated().execute {
+      self.flushScheduled = false
+      self.flush()
+    }
+  }
+
+  /// After a GOAWAY, the connection closes when its last call ends.
+  private func closeIfDrained() {
+    guard goAwayReceived, streams.isEmpty, let context, context.channel.isActive else { return }
+    if let session, session.wantsWrite, context.channel.isWritable { return }
+    context.close(promise: nil)
+  }
+
+  // MARK: - Calls (called on the event loop)
+
+  /// Sends the request headers of `stream`.
+  func start(_ stream: HTTP2ClientStream, metadata: Metadata, deadline: ContinuousClock.Instant?) throws(RPCError) {
+    guard let session, acceptsStreams else {
+      var error = RPCError(code: .unavailable, message: "the connection to \(authority) is closing")
+      error.transportFailure = .refusedBeforeProcessing
+      throw error
+    }
+    var headers = HeaderBlock()
+    headers.add(":method", "POST")
+    headers.add(":scheme", "http")
+    headers.add(":path", value: stream.descriptor.path)
+    headers.add(":authority", value: authority)
+    headers.add("content-type", "application/grpc")
+    headers.add("te", "trailers")
+    headers.add("user-agent", "flashsale-rpc/1.0")
+    var timeout: Duration?
+    if let deadline {
+      timeout = deadline - ContinuousClock.now
+      headers.add("grpc-timeout", value: GRPCTimeout.encode(timeout!))
+    }
+    headers.add(configuration.defaultMetadata)
+    headers.add(metadata)
+    let pointer = Unmanaged.passRetained(stream).toOpaque()
+    do {
+      stream.id = try session.submitRequest(headers: headers, streamUserData: pointer)
+    } catch {
+      Unmanaged<HTTP2ClientStream>.fromOpaque(pointer).release()
+      var rpcError = RPCError(code: .unavailable, message: "cannot start a stream to \(authority): \(error)")
+      rpcError.transportFailure = .refusedBeforeProcessing
+      throw rpcError
+    }
+    stream.index = streams.count
+    streams.append(stream)
+    if let timeout, let context {
+      let nanos = max(0, timeout.nanosecondsValue)
+      let description = "\(timeout)"
+      stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanos)) {
+        [weak self, weak stream] in
+        guard let self, let stream, !stream.ended else { return }
+        self.cancel(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded after \(description)"))
+      }
+    }
+    scheduleFlush()
+  }
+
+  /// Queues request bytes; `continuation` resumes once the queue has room.
+  func enqueue(
+    _ bytes: [UInt8], endOfStream: Bool, on stream: HTTP2ClientStream,
+    _ continuation: CheckedContinuation<Void, any Error>
+  ) {
+    guard !stream.ended, !stream.requestEnded, let session else {
+      // The call is over (its status is read from the response side), or the
+      // request already ended: nothing more is sent.
+      continuation.resume()
+      return
+    }
+    stream.outbound.append(bytes)
+    if endOfStream { stream.requestEnded = true }
+    if stream.dataDeferred {
+      stream.dataDeferred = false
+      session.resumeData(stream: stream.id)
+    }
+    if stream.outbound.byteCount > HTTP2ClientStream.outboundHighWater {
+      stream.sendWaiters.append(continuation)
+    } else {
+      continuation.resume()
+    }
+    scheduleFlush()
+  }
+
+  /// Resets the stream (CANCEL) and ends the call with `error`.
+  func cancel(_ stream: HTTP2ClientStream, _ error: RPCError) {
+    guard !stream.ended else { return }
+    stream.deliverEnd(.failure(error), trailers: [:])
+    if stream.id > 0 { session?.resetStream(stream.id, errorCode: .cancel) }
+    scheduleFlush()
+  }
+
+  /// The caller drained its buffered messages: give the window back.
+  func reopenWindow(for stream: HTTP2ClientStream) {
+    guard stream.unconsumedBytes > 0, stream.id > 0 else { return }
+    session?.consume(stream: stream.id, bytes: stream.unconsumedBytes)
+    stream.unconsumedBytes = 0
+    scheduleFlush()
+  }
+
+  // MARK: - HTTP2SessionDelegate
+
+  private func stream(_ id: Int32) -> HTTP2ClientStream? {
+    guard let pointer = session?.streamUserData(id) else { return nil }
+    return Unmanaged<HTTP2ClientStream>.fromOpaque(pointer).takeUnretainedValue()
+  }
+
+  func sessionBeginHeaders(stream id: Int32, kind: HeadersKind) {
+    stream(id)?.head = ResponseHead()
+  }
+
+  func sessionHeader(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+    stream(id)?.head.add(name: name, value: value)
+    return true
+  }
+
+  func sessionHeadersComplete(stream id: Int32, kind: HeadersKind, endStream: Bool) {
+    guard let stream = stream(id), !stream.ended else { return }
+    let head = stream.head
+    if let status = head.httpStatus, (100..<200).contains(status) { return }  // informational
+    if !stream.receivedHeadersBlock {
+      stream.receivedHeadersBlock = true
+      if let error = head.responseError(), head.httpStatus != 200 || !endStream {
+        stream.deliverEnd(.failure(error), trailers: head.metadata)
+        if !endStream { session?.resetStream(id, errorCode: .cancel) }
+        return
+      }
+      if endStream {
+        stream.deliverEnd(head.status(), trailers: head.metadata)  // Trailers-Only
+      } else {
+        stream.deliverHeaders(head.metadata)
+      }
+      return
+    }
+    // Trailers.
+    do {
+      try stream.deframer.finish()
+      stream.deliverEnd(head.status(), trailers: head.metadata)
+    } catch {
+      stream.deliverEnd(.failure(RPCError(code: .internal, message: error.description)), trailers: head.metadata)
+    }
+  }
+
+  func sessionData(stream id: Int32, bytes: UnsafeRawBufferPointer) {
+    guard let session else { return }
+    guard let stream = stream(id), !stream.ended else {
+      session.consume(stream: id, bytes: bytes.count)
+      return
+    }
+    var buffered = 0
+    do {
+      try stream.deframer.process(bytes) { payload in
+        buffered = stream.deliverMessage(Array(payload))
+      }
+    } catch {
+      session.consume(stream: id, bytes: bytes.count)
+      cancel(stream, RPCError(code: error.statusCode, message: error.description))
+      return
+    }
+    stream.unconsumedBytes += bytes.count
+    if buffered < HTTP2ClientStream.inboundHighWater {
+      session.consume(stream: id, bytes: stream.unconsumedBytes)
+      stream.unconsumedBytes = 0
+    }
+  }
+
+  func sessionEndStream(stream id: Int32) {
+    guard let stream = stream(id), !stream.ended else { return }
+    stream.deliverEnd(
+      .failure(RPCError(code: .internal, message: "the server ended the stream without trailers")), trailers: [:])
+  }
+
+  func sessionStreamClosed(stream id: Int32, errorCode: UInt32) {
+    guard let session, let pointer = session.streamUserData(id) else { return }
+    session.setStreamUserData(id, nil)
+    // Balances the passRetained of start(_:metadata:deadline:).
+    let stream = Unmanaged<HTTP2ClientStream>.fromOpaque(pointer).takeRetainedValue()
+    if !stream.ended {
+      var error: RPCError
+      switch errorCode {
+      case HTTP2ErrorCode.refusedStream.rawValue where !stream.receivedHeadersBlock:
+        // RST_STREAM REFUSED_STREAM, or a GOAWAY that did not cover this stream:
+        // the server did not process it.
+        error = RPCError(code: .unavailable, message: "the server refused the stream before processing it")
+        error.transportFailure = .refusedBeforeProcessing
+      case HTTP2ErrorCode.cancel.rawValue:
+        error = RPCError(code: .cancelled, message: "the server cancelled the stream")
+      default:
+        error = RPCError(code: .internal, message: "the stream was reset (HTTP/2 error \(errorCode))")
+      }
+      stream.deliverEnd(.failure(error), trailers: [:])
+    }
+    if stream.unconsumedBytes > 0 { session.consumeConnection(bytes: stream.unconsumedBytes) }
+    removeStream(stream)
+  }
+
+  private func removeStream(_ stream: HTTP2ClientStream) {
+    guard stream.index >= 0 else { return }
+    let last = streams.removeLast()
+    if last !== stream {
+      streams[stream.index] = last
+      last.index = stream.index
+    }
+    stream.index = -1
+    if goAwayReceived { scheduleFlush() }
+  }
+
+  func sessionSentEndStream(stream id: Int32) {}
+
+  func sessionReadData(stream id: Int32, maxLength: Int) -> OutboundData {
+    guard let stream = stream(id) else { return .resetStream }
+    let count = min(maxLength, stream.outbound.byteCount)
+    if stream.requestEnded, count == stream.outbound.byteCount {
+      return .endStream(count: count)
+    }
+    if count == 0 {
+      stream.dataDeferred = true
+      return .deferred
+    }
+    return .data(count: count, endOfData: false)
+  }
+
+  func sessionWriteData(stream id: Int32, length: Int, into buffer: inout ByteBuffer) {
+    guard let stream = stream(id) else { return }
+    stream.outbound.write(length, into: &buffer)
+    if !stream.sendWaiters.isEmpty, stream.outbound.byteCount <= HTTP2ClientStream.outboundHighWater / 2 {
+      let waiters = stream.sendWaiters
+      stream.sendWaiters = []
+      for waiter in waiters { waiter.resume() }
+    }
+  }
+
+  func sessionPing(ack: Bool) {
+    if ack {
+      pingTimeout?.cancel()
+      pingTimeout = nil
+    }
+  }
+
+  func sessionGoAway(lastStreamID: Int32, errorCode: UInt32) {
+    goAwayReceived = true
+    onEvent(.goAway(errorCode: errorCode, debug: ""))
+    scheduleFlush()
+  }
+
+  func sessionSettingsReceived() {}
+
+  // MARK: - Keepalive
+
+  private func scheduleKeepalive() {
+    guard let time = configuration.keepaliveTime, let context else { return }
+    keepaliveTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(time.nanosecondsValue)) {
+      [weak self] in
+      guard let self, let context = self.context else { return }
+      let idle = ServerConnectionHandler.nowNanos() &- self.lastReadNanos
+      if !self.streams.isEmpty, self.pingTimeout == nil, idle >= UInt64(time.nanosecondsValue) {
+        self.session?.ping(0x636c_6965_6e74_2121)  // "client!!"
+        self.flush()
+        self.pingTimeout = context.eventLoop.assumeIsolated().scheduleTask(
+          in: .nanoseconds(self.configuration.keepaliveTimeout.nanosecondsValue)
+        ) { [weak self] in
+          self?.context?.close(promise: nil)
+        }
+      }
+      self.scheduleKeepalive()
+    }
+  }
+
+  // MARK: - Teardown
+
+  private func tearDown() {
+    keepaliveTimer?.cancel()
+    keepaliveTimer = nil
+    pingTimeout?.cancel()
+    pingTimeout = nil
+    guard let session else { return }
+    for stream in streams {
+      if !stream.ended {
+        var error = RPCError(code: .unavailable, message: "the connection to \(authority) was lost")
+        error.transportFailure = .connectionLost
+        stream.deliverEnd(.failure(error), trailers: [:])
+      }
+      if let pointer = session.streamUserData(stream.id) {
+        session.setStreamUserData(stream.id, nil)
+        Unmanaged<HTTP2ClientStream>.fromOpaque(pointer).release()
+      }
+      stream.index = -1
+    }
+    streams = []
+    session.close()
+    self.session = nil
+    onEvent(.closed)
+  }
+}
