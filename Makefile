@@ -1,27 +1,57 @@
-# The two set-up commands of the README are `make run` and `make test`.
+# The README's two set-up commands are `make run` and `make test`.
 SHELL := /bin/bash
 SWIFT ?= swift
+PYTEST ?= python3 -m pytest
+export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: deps test-deps build generate check-generated test
+.PHONY: deps test-deps build build-tests generate check-generated unit integration test run clean
 
+## Installs what building needs (apt packages, the Python protobuf package).
 deps:
 	@scripts/install-deps.sh
 
+## Also installs the test peers: grpcio, nghttp2's tools, PostgreSQL.
 test-deps:
 	@scripts/install-deps.sh --test
 
 build: deps
 	$(SWIFT) build
 
+build-tests: deps
+	$(SWIFT) build --build-tests
+
 ## Regenerates the C and Swift code of the .proto contracts, and the codegen test vectors.
 generate: test-deps
 	codegen/generate.sh
 	python3 codegen/vectors.py
 
+GENERATED := Sources/CStandardProtos Sources/CFlashSaleProtos Sources/CInteropProtos \
+  Sources/StandardProtos/Generated Sources/FlashSaleAPI/Generated Sources/InteropAPI/Generated \
+  Tests/CodegenContract/CCodegenTestProtos Tests/CodegenContract/CodegenTestAPI/Generated \
+  Tests/ProtoRuntimeTests/PythonVectors.swift
+
 ## Fails when a committed generated file differs from what `make generate` writes.
 check-generated: generate
-	@git status --porcelain -- Sources Tests | grep . && { echo "generated files differ from the committed ones (run make generate)"; git diff --stat -- Sources Tests; exit 1; } || echo "generated files are up to date"
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+	  echo "generated files differ from the committed ones (run make generate and commit):"; \
+	  git status --porcelain -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); exit 1; \
+	else echo "generated files are up to date"; fi
 
-test: test-deps check-generated
-	$(SWIFT) build --build-tests
+## Unit tests (swift-testing).
+unit: build-tests
 	$(SWIFT) test --skip-build
+
+## Multi-process tests with real peers (grpcio, nghttp, h2load).
+integration: build-tests
+	$(PYTEST) -q integration
+
+## Everything CI checks.
+test: test-deps check-generated unit integration
+
+## Builds in release mode and starts the platform (every role, embedded default) on 127.0.0.1:50051.
+run: deps
+	$(SWIFT) build -c release --product flashsale
+	.build/release/flashsale serve --grpc-port 50051 --metrics-port 9464
+
+clean:
+	rm -rf .build

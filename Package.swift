@@ -25,6 +25,7 @@ let package = Package(
   name: "flashsale",
   platforms: [.macOS(.v15)],
   products: [
+    .executable(name: "flashsale", targets: ["FlashSaleCLI"]),
     .executable(name: "flashsale-interop", targets: ["InteropCLI"]),
   ],
   dependencies: [
@@ -73,6 +74,30 @@ let package = Package(
       ],
       swiftSettings: swiftSettings),
 
+    .target(
+      name: "FlashSaleServer",
+      dependencies: [
+        "RPCCore", "StandardProtos", "FlashSaleAPI",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: swiftSettings),
+    .executableTarget(
+      name: "FlashSaleCLI",
+      dependencies: [
+        "FlashSaleServer", "RPCHTTP2", "RPCCore",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: swiftSettings),
     .target(
       name: "InteropService",
       dependencies: ["RPCCore", "InteropAPI"],

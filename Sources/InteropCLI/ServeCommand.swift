@@ -18,7 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
   func run() async throws {
     let server = RPCServer(configuration: RPCServerConfiguration(host: host, port: port), services: [TestService()])
     try await server.start()
-    print("listening on \(host):\(server.listeningPort ?? port)")
+    printNow("listening on \(host):\(server.listeningPort ?? port)")
     let group = ServiceGroup(
       configuration: ServiceGroupConfiguration(
         services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint],

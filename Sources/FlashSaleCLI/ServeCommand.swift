@@ -1,0 +1,182 @@
+import ArgumentParser
+import FlashSaleServer
+import Logging
+import Metrics
+import Prometheus
+import RPCCore
+import RPCHTTP2
+import ServiceLifecycle
+
+/// `flashsale serve`: runs the platform's services in one process, or a subset
+/// of them (`--role`), until SIGTERM or SIGINT.
+struct ServeCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "serve",
+    abstract: "Serve the platform's gRPC services.",
+    discussion: """
+      Every role runs in one process by default. With --role (repeatable), only those roles run; \
+      the addresses of the others are given by --inventory-address, --booking-address, \
+      --checkout-address and --payments-address. Health (grpc.health.v1.Health) reports SERVING \
+      for each service served.
+
+      Identity: the edge forwards the calling user as request metadata (x-flashsale-user-id, \
+      x-flashsale-roles), trusted only with the internal service credential \
+      (x-flashsale-service-token), set here by --service-token or FLASHSALE_SERVICE_TOKEN.
+      """)
+
+  enum Role: String, ExpressibleByArgument, CaseIterable {
+    case inventory, booking, checkout
+    case paymentsSim = "payments-sim"
+  }
+
+  enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+  }
+
+  @Option(help: "The address to bind gRPC on.")
+  var host: String = "127.0.0.1"
+
+  @Option(name: .customLong("grpc-port"), help: "The gRPC port (0: any free port, printed at start-up).")
+  var grpcPort: Int = 50051
+
+  @Option(name: .customLong("role"), help: "A role to run (repeatable): inventory, booking, checkout, payments-sim. Default: all.")
+  var roles: [Role] = []
+
+  @Option(help: "Where the inventory role runs, when not in this process (host:port).")
+  var inventoryAddress: String?
+
+  @Option(help: "Where the booking role runs, when not in this process (host:port).")
+  var bookingAddress: String?
+
+  @Option(help: "Where the checkout role runs, when not in this process (host:port).")
+  var checkoutAddress: String?
+
+  @Option(help: "Where the payment provider (or its simulator) runs, when not in this process (host:port).")
+  var paymentsAddress: String?
+
+  @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port). Default: no endpoint.")
+  var metricsPort: Int?
+
+  @Option(help: "The internal service credential. Default: $FLASHSALE_SERVICE_TOKEN, else a random one (logged).")
+  var serviceToken: String?
+
+  @Option(help: "The largest request message accepted, in bytes.")
+  var maxReceiveMessageSize: Int = 4 * 1024 * 1024
+
+  @Option(help: "Concurrent calls allowed per connection (SETTINGS_MAX_CONCURRENT_STREAMS).")
+  var maxConcurrentStreams: UInt32 = 256
+
+  @Option(help: "Seconds in-flight calls get to finish after SIGTERM or SIGINT.")
+  var shutdownGrace: Double = 10
+
+  @Option(help: "Log format: text or json (one JSON object per line).")
+  var logFormat: LogFormat = .text
+
+  @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+  var logLevel: String = "info"
+
+  func validate() throws {
+    for (flag, value) in [
+      ("--inventory-address", inventoryAddress), ("--booking-address", bookingAddress),
+      ("--checkout-address", checkoutAddress), ("--payments-address", paymentsAddress),
+    ] {
+      if let value, RPCClientConfiguration.Target(value) == nil {
+        throw ValidationError("\(flag) must be host:port, not \"\(value)\"")
+      }
+    }
+    guard Logger.Level(rawValue: logLevel) != nil else {
+      throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+    }
+    guard (0...65535).contains(grpcPort) else { throw ValidationError("--grpc-port must be 0…65535") }
+    guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
+  }
+
+  func run() async throws {
+    let level = Logger.Level(rawValue: logLevel) ?? .info
+    let format = logFormat
+    LoggingSystem.bootstrap { label in
+      var handler: any LogHandler =
+        format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+      handler.logLevel = level
+      return handler
+    }
+    let logger = Logger(label: "flashsale")
+
+    // Metrics first: the server creates its metric objects when it is built.
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+    if let metricsPort {
+      let registry = PrometheusCollectorRegistry()
+      MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+      let endpoint = MetricsEndpoint(host: host, port: metricsPort, registry: registry, logger: logger)
+      try await endpoint.start()
+      printNow("metrics on \(host):\(endpoint.listeningPort ?? metricsPort)")
+      services.append(.init(service: endpoint))
+    }
+
+    let token = serviceToken ?? Self.environment("FLASHSALE_SERVICE_TOKEN") ?? Self.randomToken()
+    if serviceToken == nil, Self.environment("FLASHSALE_SERVICE_TOKEN") == nil {
+      logger.warning("no service token configured; generated one for this run", metadata: ["token": "\(token)"])
+    }
+
+    let roles = Set(self.roles.isEmpty ? Role.allCases : self.roles)
+    let health = HealthRegistry()
+    var served: [any RPCService] = [HealthService(registry: health)]
+    var names: [String] = []
+    if roles.contains(.inventory) {
+      served.append(InventoryPlaceholder())
+      names.append("flashsale.v1.Inventory")
+    }
+    if roles.contains(.booking) {
+      served.append(BookingPlaceholder())
+      names.append("flashsale.v1.Booking")
+    }
+    if roles.contains(.checkout) {
+      served.append(CheckoutPlaceholder())
+      names.append("flashsale.v1.Checkout")
+    }
+    if roles.contains(.paymentsSim) {
+      served.append(PaymentsPlaceholder())
+      names.append("flashsale.v1.Payments")
+    }
+    health.set("", .serving)
+    for name in names { health.set(name, .serving) }
+
+    let server = RPCServer(
+      configuration: RPCServerConfiguration(
+        host: host, port: grpcPort, maxReceiveMessageLength: maxReceiveMessageSize,
+        maxConcurrentStreams: maxConcurrentStreams, shutdownGracePeriod: .milliseconds(Int64(shutdownGrace * 1000)),
+        authenticator: SharedTokenAuthenticator(token: token)),
+      services: served, logger: logger)
+    try await server.start()
+    printNow("listening on \(host):\(server.listeningPort ?? grpcPort)")
+    logger.info("serving", metadata: ["roles": "\(roles.map(\.rawValue).sorted())", "services": "\(names)"])
+
+    services.insert(.init(service: server), at: 0)
+    let group = ServiceGroup(
+      configuration: ServiceGroupConfiguration(
+        services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],
+        logger: logger))
+    try await withGracefulShutdownHandler {
+      try await group.run()
+    } onGracefulShutdown: {
+      health.setAll(.notServing)
+    }
+    logger.info("stopped")
+  }
+
+  private static func environment(_ name: String) -> String? {
+    guard let value = getenv(name) else { return nil }
+    let string = String(cString: value)
+    return string.isEmpty ? nil : string
+  }
+
+  private static func randomToken() -> String {
+    (0..<32).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
+  }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
