@@ -91,11 +91,21 @@ let package = Package(
       name: "FlashSaleCLI",
       dependencies: [
         "FlashSaleServer", "RPCHTTP2", "RPCCore",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: swiftSettings),
+    .executableTarget(
+      name: "RPCMicrobench",
+      dependencies: [
+        "RPCHTTP2", "RPCCore", "FlashSaleServer",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
       ],
       swiftSettings: swiftSettings),
     .target(

@@ -2,6 +2,8 @@ import ArgumentParser
 import FlashSaleServer
 import Logging
 import Metrics
+import NIOCore
+import NIOPosix
 import Prometheus
 import RPCCore
 import RPCHTTP2
@@ -66,6 +68,9 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "Concurrent calls allowed per connection (SETTINGS_MAX_CONCURRENT_STREAMS).")
   var maxConcurrentStreams: UInt32 = 256
 
+  @Option(help: "Event loop threads serving connections (default: one per core).")
+  var eventLoopThreads: Int = System.coreCount
+
   @Option(help: "Seconds in-flight calls get to finish after SIGTERM or SIGINT.")
   var shutdownGrace: Double = 10
 
@@ -88,6 +93,7 @@ struct ServeCommand: AsyncParsableCommand {
       throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
     }
     guard (0...65535).contains(grpcPort) else { throw ValidationError("--grpc-port must be 0…65535") }
+    guard eventLoopThreads >= 1 else { throw ValidationError("--event-loop-threads must be at least 1") }
     guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
   }
 
@@ -146,7 +152,7 @@ struct ServeCommand: AsyncParsableCommand {
         host: host, port: grpcPort, maxReceiveMessageLength: maxReceiveMessageSize,
         maxConcurrentStreams: maxConcurrentStreams, shutdownGracePeriod: .milliseconds(Int64(shutdownGrace * 1000)),
         authenticator: SharedTokenAuthenticator(token: token)),
-      services: served, logger: logger)
+      services: served, group: MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads), logger: logger)
     try await server.start()
     printNow("listening on \(host):\(server.listeningPort ?? grpcPort)")
     logger.info("serving", metadata: ["roles": "\(roles.map(\.rawValue).sorted())", "services": "\(names)"])

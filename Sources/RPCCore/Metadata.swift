@@ -118,7 +118,10 @@ public struct Metadata: Hashable, Sendable, ExpressibleByDictionaryLiteral {
   }
 
   private static func normalize(_ key: String) -> String {
-    key.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? key.lowercased() : key
+    for byte in key.utf8 where byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") {
+      return key.lowercased()
+    }
+    return key
   }
 }
 
@@ -167,6 +170,12 @@ extension Metadata {
       s.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E })
     else { return nil }
     return s
+  }
+
+  /// Adds a text header received from the wire, whose key is already lower
+  /// case (HTTP/2 requires it) and does not end in `-bin`.
+  public mutating func add(wireKey key: String, text value: String) {
+    entries.append(Entry(key: key, value: .string(value)))
   }
 
   /// Adds a header received from the wire: `-bin` values are base64-decoded

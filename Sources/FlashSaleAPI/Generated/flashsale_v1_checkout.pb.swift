@@ -351,18 +351,25 @@ public struct TransactionEvent: ProtoMessage {
 // MARK: - Conversion to and from the protobuf-c structs
 
 extension CheckoutStep: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__CheckoutStep.self, flashsale__v1__checkout_step__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__CheckoutStep.self, initialize: flashsale__v1__checkout_step__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__CheckoutStep.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__CheckoutStep>) {
@@ -389,18 +396,25 @@ extension CheckoutStep: ProtoCMessageConvertible {
 }
 
 extension CheckoutRecord: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__CheckoutRecord.self, flashsale__v1__checkout_record__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__CheckoutRecord.self, initialize: flashsale__v1__checkout_record__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__CheckoutRecord.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__CheckoutRecord>) {
@@ -448,18 +462,25 @@ extension CheckoutRecord: ProtoCMessageConvertible {
 }
 
 extension StartCheckoutRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__StartCheckoutRequest.self, flashsale__v1__start_checkout_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__StartCheckoutRequest.self, initialize: flashsale__v1__start_checkout_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__StartCheckoutRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__StartCheckoutRequest>) {
@@ -482,18 +503,25 @@ extension StartCheckoutRequest: ProtoCMessageConvertible {
 }
 
 extension GetCheckoutRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__GetCheckoutRequest.self, flashsale__v1__get_checkout_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__GetCheckoutRequest.self, initialize: flashsale__v1__get_checkout_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__GetCheckoutRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__GetCheckoutRequest>) {
@@ -510,18 +538,25 @@ extension GetCheckoutRequest: ProtoCMessageConvertible {
 }
 
 extension WatchTransactionsRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__WatchTransactionsRequest.self, flashsale__v1__watch_transactions_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__WatchTransactionsRequest.self, initialize: flashsale__v1__watch_transactions_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__WatchTransactionsRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__WatchTransactionsRequest>) {
@@ -538,18 +573,25 @@ extension WatchTransactionsRequest: ProtoCMessageConvertible {
 }
 
 extension TransactionEvent: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__TransactionEvent.self, flashsale__v1__transaction_event__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__TransactionEvent.self, initialize: flashsale__v1__transaction_event__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__TransactionEvent.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__TransactionEvent>) {

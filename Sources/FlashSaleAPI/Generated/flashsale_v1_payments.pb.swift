@@ -219,18 +219,25 @@ public struct GetPaymentRequest: ProtoMessage {
 // MARK: - Conversion to and from the protobuf-c structs
 
 extension Payment: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__Payment.self, flashsale__v1__payment__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__Payment.self, initialize: flashsale__v1__payment__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__Payment.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__Payment>) {
@@ -263,18 +270,25 @@ extension Payment: ProtoCMessageConvertible {
 }
 
 extension AuthorizeRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__AuthorizeRequest.self, flashsale__v1__authorize_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__AuthorizeRequest.self, initialize: flashsale__v1__authorize_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__AuthorizeRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__AuthorizeRequest>) {
@@ -297,18 +311,25 @@ extension AuthorizeRequest: ProtoCMessageConvertible {
 }
 
 extension CaptureRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__CaptureRequest.self, flashsale__v1__capture_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__CaptureRequest.self, initialize: flashsale__v1__capture_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__CaptureRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__CaptureRequest>) {
@@ -329,18 +350,25 @@ extension CaptureRequest: ProtoCMessageConvertible {
 }
 
 extension VoidRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__VoidRequest.self, flashsale__v1__void_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__VoidRequest.self, initialize: flashsale__v1__void_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__VoidRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__VoidRequest>) {
@@ -359,18 +387,25 @@ extension VoidRequest: ProtoCMessageConvertible {
 }
 
 extension RefundRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__RefundRequest.self, flashsale__v1__refund_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__RefundRequest.self, initialize: flashsale__v1__refund_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__RefundRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__RefundRequest>) {
@@ -391,18 +426,25 @@ extension RefundRequest: ProtoCMessageConvertible {
 }
 
 extension GetPaymentRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__GetPaymentRequest.self, flashsale__v1__get_payment_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Flashsale__V1__GetPaymentRequest.self, initialize: flashsale__v1__get_payment_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__GetPaymentRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Flashsale__V1__GetPaymentRequest>) {

@@ -412,18 +412,25 @@ public struct Grpc_Testing_TestOrcaReport: ProtoMessage {
 // MARK: - Conversion to and from the protobuf-c structs
 
 extension Grpc_Testing_BoolValue: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__BoolValue.self, grpc__testing__bool_value__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__BoolValue.self, initialize: grpc__testing__bool_value__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__BoolValue.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__BoolValue>) {
@@ -440,18 +447,25 @@ extension Grpc_Testing_BoolValue: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_Payload: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__Payload.self, grpc__testing__payload__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__Payload.self, initialize: grpc__testing__payload__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__Payload.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__Payload>) {
@@ -470,18 +484,25 @@ extension Grpc_Testing_Payload: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_EchoStatus: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__EchoStatus.self, grpc__testing__echo_status__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__EchoStatus.self, initialize: grpc__testing__echo_status__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__EchoStatus.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__EchoStatus>) {
@@ -500,18 +521,25 @@ extension Grpc_Testing_EchoStatus: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_SimpleRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__SimpleRequest.self, grpc__testing__simple_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__SimpleRequest.self, initialize: grpc__testing__simple_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__SimpleRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__SimpleRequest>) {
@@ -548,18 +576,25 @@ extension Grpc_Testing_SimpleRequest: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_SimpleResponse: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__SimpleResponse.self, grpc__testing__simple_response__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__SimpleResponse.self, initialize: grpc__testing__simple_response__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__SimpleResponse.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__SimpleResponse>) {
@@ -586,18 +621,25 @@ extension Grpc_Testing_SimpleResponse: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_StreamingInputCallRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__StreamingInputCallRequest.self, grpc__testing__streaming_input_call_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__StreamingInputCallRequest.self, initialize: grpc__testing__streaming_input_call_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__StreamingInputCallRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__StreamingInputCallRequest>) {
@@ -616,18 +658,25 @@ extension Grpc_Testing_StreamingInputCallRequest: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_StreamingInputCallResponse: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__StreamingInputCallResponse.self, grpc__testing__streaming_input_call_response__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__StreamingInputCallResponse.self, initialize: grpc__testing__streaming_input_call_response__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__StreamingInputCallResponse.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__StreamingInputCallResponse>) {
@@ -644,18 +693,25 @@ extension Grpc_Testing_StreamingInputCallResponse: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_ResponseParameters: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__ResponseParameters.self, grpc__testing__response_parameters__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__ResponseParameters.self, initialize: grpc__testing__response_parameters__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__ResponseParameters.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__ResponseParameters>) {
@@ -676,18 +732,25 @@ extension Grpc_Testing_ResponseParameters: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_StreamingOutputCallRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__StreamingOutputCallRequest.self, grpc__testing__streaming_output_call_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__StreamingOutputCallRequest.self, initialize: grpc__testing__streaming_output_call_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__StreamingOutputCallRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__StreamingOutputCallRequest>) {
@@ -719,18 +782,25 @@ extension Grpc_Testing_StreamingOutputCallRequest: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_StreamingOutputCallResponse: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__StreamingOutputCallResponse.self, grpc__testing__streaming_output_call_response__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__StreamingOutputCallResponse.self, initialize: grpc__testing__streaming_output_call_response__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__StreamingOutputCallResponse.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__StreamingOutputCallResponse>) {
@@ -747,18 +817,25 @@ extension Grpc_Testing_StreamingOutputCallResponse: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_ReconnectParams: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__ReconnectParams.self, grpc__testing__reconnect_params__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__ReconnectParams.self, initialize: grpc__testing__reconnect_params__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__ReconnectParams.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__ReconnectParams>) {
@@ -775,18 +852,25 @@ extension Grpc_Testing_ReconnectParams: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_ReconnectInfo: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__ReconnectInfo.self, grpc__testing__reconnect_info__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__ReconnectInfo.self, initialize: grpc__testing__reconnect_info__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__ReconnectInfo.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__ReconnectInfo>) {
@@ -809,18 +893,25 @@ extension Grpc_Testing_ReconnectInfo: ProtoCMessageConvertible {
 }
 
 extension Grpc_Testing_TestOrcaReport: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Testing__TestOrcaReport.self, grpc__testing__test_orca_report__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Testing__TestOrcaReport.self, initialize: grpc__testing__test_orca_report__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Testing__TestOrcaReport.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Testing__TestOrcaReport>) {

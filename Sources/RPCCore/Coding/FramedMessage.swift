@@ -4,14 +4,17 @@
 /// Built in one buffer so that the transport copies it once, into its frames.
 public struct FramedMessage: Sendable, Hashable {
   /// The 5-byte prefix followed by the payload.
-  public private(set) var bytes: [UInt8]
+  public let bytes: [UInt8]
 
   /// The size of the prefix.
-  public static let prefixLength = 5
+  public static var prefixLength: Int { 5 }
 
   /// Frames `message`, encoding it straight after the prefix.
+  @inlinable
   public init(_ message: some RPCMessage) {
-    var bytes = [UInt8](repeating: 0, count: Self.prefixLength)
+    var bytes = [UInt8]()
+    bytes.reserveCapacity(64)
+    bytes.append(contentsOf: repeatElement(0, count: Self.prefixLength))
     message.serialize(into: &bytes)
     self.init(prefixReserved: bytes)
   }
@@ -23,7 +26,8 @@ public struct FramedMessage: Sendable, Hashable {
     self.init(prefixReserved: bytes)
   }
 
-  private init(prefixReserved bytes: [UInt8]) {
+  @usableFromInline
+  init(prefixReserved bytes: [UInt8]) {
     var bytes = bytes
     let length = UInt32(truncatingIfNeeded: bytes.count - Self.prefixLength)
     bytes[1] = UInt8(truncatingIfNeeded: length >> 24)

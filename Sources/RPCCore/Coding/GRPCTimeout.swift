@@ -7,21 +7,22 @@ public enum GRPCTimeout {
   }
 
   /// The duration the header bytes stand for, or `nil` when invalid.
-  public static func parse(_ bytes: some Collection<UInt8>) -> Duration? {
-    guard bytes.count >= 2, bytes.count <= 9 else { return nil }
+  public static func parse(_ bytes: [UInt8]) -> Duration? {
+    bytes.withUnsafeBytes { parse($0) }
+  }
+
+  /// The duration the header bytes stand for, or `nil` when invalid. (Not
+  /// generic: it runs for every request that carries a deadline.)
+  public static func parse(_ bytes: UnsafeRawBufferPointer) -> Duration? {
+    let count = bytes.count
+    guard count >= 2, count <= 9 else { return nil }
     var amount: Int64 = 0
-    var digits = 0
-    var unit: UInt8 = 0
-    for (i, c) in bytes.enumerated() {
-      if i == bytes.count - 1 {
-        unit = c
-      } else {
-        guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
-        amount = amount * 10 + Int64(c - UInt8(ascii: "0"))
-        digits += 1
-      }
+    for i in 0..<(count - 1) {
+      let c = bytes[i]
+      guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
+      amount = amount * 10 + Int64(c &- UInt8(ascii: "0"))
     }
-    guard digits >= 1 else { return nil }
+    let unit = bytes[count - 1]
     switch unit {
     case UInt8(ascii: "H"): return .seconds(amount * 3600)
     case UInt8(ascii: "M"): return .seconds(amount * 60)

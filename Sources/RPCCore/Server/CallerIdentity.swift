@@ -62,10 +62,21 @@ public struct SharedTokenAuthenticator: CallAuthenticator {
   public func authenticate(_ descriptor: MethodDescriptor, metadata: Metadata) throws(RPCError)
     -> CallerIdentity?
   {
-    let presented = metadata[CallerIdentity.serviceTokenHeader]
-    let userID = metadata[CallerIdentity.userIDHeader]
+    // One pass over the metadata, which is usually short.
+    var presented: String?
+    var userID: String?
+    var roleList: String?
+    for entry in metadata {
+      guard entry.key.utf8.count > 12, entry.key.hasPrefix("x-flashsale-") else { continue }
+      switch entry.key {
+      case CallerIdentity.serviceTokenHeader: presented = presented ?? entry.value.stringValue
+      case CallerIdentity.userIDHeader: userID = userID ?? entry.value.stringValue
+      case CallerIdentity.rolesHeader: roleList = roleList ?? entry.value.stringValue
+      default: break
+      }
+    }
     guard let presented else {
-      if userID != nil || metadata[CallerIdentity.rolesHeader] != nil {
+      if userID != nil || roleList != nil {
         throw RPCError(
           code: .unauthenticated,
           message: "identity headers need the internal service credential (\(CallerIdentity.serviceTokenHeader))")
@@ -75,7 +86,7 @@ public struct SharedTokenAuthenticator: CallAuthenticator {
     guard Self.constantTimeEqual(Array(presented.utf8), token) else {
       throw RPCError(code: .unauthenticated, message: "invalid internal service credential")
     }
-    let roles = (metadata[CallerIdentity.rolesHeader] ?? "")
+    let roles = (roleList ?? "")
       .split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
     return CallerIdentity(userID: userID ?? "", roles: Set(roles))
   }

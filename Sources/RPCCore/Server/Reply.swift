@@ -18,31 +18,34 @@
 /// - Important: the handler body itself must not block: it runs on the event
 ///   loop that serves every other call of the connection.
 public struct Reply<Message: Sendable>: Sendable {
-  package enum Storage: Sendable {
+  @usableFromInline package enum Storage: Sendable {
     case done(Result<Message, any Error>)
     case later(@Sendable () async throws -> Message)
     case promise(@Sendable (ReplyPromise<Message>) -> Void)
   }
 
-  package let storage: Storage
+  @usableFromInline package let storage: Storage
 
-  package init(storage: Storage) {
+  @usableFromInline package init(storage: Storage) {
     self.storage = storage
   }
 
   /// The call succeeds with `message`.
+  @inlinable
   public static func ok(_ message: Message) -> Reply {
     Reply(storage: .done(.success(message)))
   }
 
   /// The call fails with `error`: an ``RPCError`` or ``RPCErrorConvertible``
   /// keeps its status; any other error becomes ``StatusCode/internal``.
+  @inlinable
   public static func failure(_ error: any Error) -> Reply {
     Reply(storage: .done(.failure(error)))
   }
 
   /// The answer is computed by `body`, run as a task. The task is cancelled
   /// when the call is (deadline, client reset, connection closed).
+  @inlinable
   public static func later(_ body: @escaping @Sendable () async throws -> Message) -> Reply {
     Reply(storage: .later(body))
   }
@@ -50,11 +53,13 @@ public struct Reply<Message: Sendable>: Sendable {
   /// The answer is delivered through a ``ReplyPromise``, from any thread.
   /// `register` runs at once, on the event loop; it must hand the promise to
   /// whoever completes it and return. See ``ServerContext/onCancel(_:)``.
+  @inlinable
   public static func promise(_ register: @escaping @Sendable (ReplyPromise<Message>) -> Void) -> Reply {
     Reply(storage: .promise(register))
   }
 
   /// The same answer with its message transformed by `transform`.
+  @inlinable
   public func map<Other: Sendable>(_ transform: @escaping @Sendable (Message) -> Other) -> Reply<Other> {
     switch storage {
     case .done(let result):

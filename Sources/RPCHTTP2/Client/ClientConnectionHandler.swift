@@ -205,9 +205,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     if let timeout, let context {
       let nanos = max(0, timeout.nanosecondsValue)
       let description = "\(timeout)"
+      // Strong captures: deliverEnd cancels the timer.
       stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanos)) {
-        [weak self, weak stream] in
-        guard let self, let stream, !stream.ended else { return }
+        guard !stream.ended else { return }
         self.cancel(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded after \(description)"))
       }
     }
@@ -407,16 +407,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private func scheduleKeepalive() {
     guard let time = configuration.keepaliveTime, let context else { return }
     keepaliveTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(time.nanosecondsValue)) {
-      [weak self] in
-      guard let self, let context = self.context else { return }
+      guard let context = self.context else { return }
       let idle = ServerConnectionHandler.nowNanos() &- self.lastReadNanos
       if !self.streams.isEmpty, self.pingTimeout == nil, idle >= UInt64(time.nanosecondsValue) {
         self.session?.ping(0x636c_6965_6e74_2121)  // "client!!"
         self.flush()
         self.pingTimeout = context.eventLoop.assumeIsolated().scheduleTask(
           in: .nanoseconds(self.configuration.keepaliveTimeout.nanosecondsValue)
-        ) { [weak self] in
-          self?.context?.close(promise: nil)
+        ) {
+          self.context?.close(promise: nil)
         }
       }
       self.scheduleKeepalive()

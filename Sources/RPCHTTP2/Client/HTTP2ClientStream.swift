@@ -34,7 +34,7 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
 
   private struct Inbound {
     var headers: Metadata?
-    var messages = CircularBuffer<[UInt8]>()
+    var messages = MessageQueue()
     var messageBytes = 0
     var end: Result<Void, RPCError>?
     var trailers = Metadata()

@@ -14,9 +14,15 @@ struct HeaderBlock: Sendable {
   }
 
   private(set) var fields: [(name: Text, value: Text)]
+  /// Whether every name and value is a static string.
+  private var isConstant: Bool
 
   init(_ fields: [(name: Text, value: Text)] = []) {
     self.fields = fields
+    self.isConstant = fields.allSatisfy {
+      if case .constant = $0.name, case .constant = $0.value { return true }
+      return false
+    }
   }
 
   mutating func add(_ name: StaticString, _ value: StaticString) {
@@ -25,10 +31,12 @@ struct HeaderBlock: Sendable {
 
   mutating func add(_ name: StaticString, value: String) {
     fields.append((.constant(name), .dynamic(value)))
+    isConstant = false
   }
 
   mutating func add(name: String, value: String) {
     fields.append((.dynamic(name), .dynamic(value)))
+    isConstant = false
   }
 
   /// Adds the custom metadata that may be sent: invalid keys and values are
@@ -37,6 +45,7 @@ struct HeaderBlock: Sendable {
     for entry in metadata where Metadata.isValidCustomKey(entry.key) {
       if let value = Metadata.wireValue(key: entry.key, value: entry.value) {
         fields.append((.dynamic(entry.key), .dynamic(value)))
+        isConstant = false
       }
     }
   }
@@ -45,6 +54,19 @@ struct HeaderBlock: Sendable {
   /// call. nghttp2 copies dynamic strings when a frame is submitted, and keeps
   /// pointers to the static ones (flagged NO_COPY).
   func withNVArray<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+    if isConstant {
+      // The common blocks: no storage to build, nothing for nghttp2 to copy.
+      return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(fields.count, 1)) { nva in
+        let flags = UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
+        for (i, field) in fields.enumerated() {
+          guard case .constant(let name) = field.name, case .constant(let value) = field.value else { continue }
+          nva[i] = nghttp2_nv(
+            name: UnsafeMutablePointer(mutating: name.utf8Start), value: UnsafeMutablePointer(mutating: value.utf8Start),
+            namelen: name.utf8CodeUnitCount, valuelen: value.utf8CodeUnitCount, flags: flags)
+        }
+        return body(UnsafePointer(nva.baseAddress!), fields.count)
+      }
+    }
     var dynamicBytes = [UInt8]()
     for field in fields {
       if case .dynamic(let s) = field.name { dynamicBytes.append(contentsOf: s.utf8) }

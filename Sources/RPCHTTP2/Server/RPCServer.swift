@@ -52,6 +52,14 @@ public final class RPCServer: Service, Sendable {
     self.logger = logger
   }
 
+  /// A handler serving one connection, as the server installs on each
+  /// accepted channel: for tests and benchmarks that drive it through an
+  /// `EmbeddedChannel`.
+  package func makeConnectionHandler() -> any ChannelHandler {
+    ServerConnectionHandler(
+      routes: routes, configuration: configuration, metrics: metrics, logger: logger, onClose: { _ in })
+  }
+
   /// Every method the server serves.
   public var methods: [MethodDescriptor] { routes.descriptors }
 

@@ -45,9 +45,11 @@ struct RequestHead {
       || name.hasPrefix("grpc-")
     {
       return  // reserved; not custom metadata
-    } else {
+    } else if name.hasSuffix("-bin") {
       let key = name.string
       if !metadata.addWire(key: key, value: value.string) { malformedBinaryKey = key }
+    } else {
+      metadata.add(wireKey: name.string, text: value.string)
     }
   }
 

@@ -26,6 +26,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Streams with a handler or a response in progress.
   private var openStreams: [ServerStream] = []
+  /// The stream whose request headers are arriving (saves a lookup per header).
+  private var headerStream: ServerStream?
 
   // Output batching and back-pressure.
   private var inReadBatch = false
@@ -196,6 +198,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     guard kind == .request, let session else { return }
     let stream = ServerStream(id: id, connection: self, maxMessageLength: configuration.maxReceiveMessageLength)
     session.setStreamUserData(id, Unmanaged.passRetained(stream).toOpaque())
+    headerStream = stream
     stream.index = openStreams.count
     openStreams.append(stream)
     metrics.inflightStreams.increment()
@@ -203,13 +206,16 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func sessionHeader(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
-    guard let stream = stream(id), stream.phase == .receivingHeaders else { return true }
+    let current = headerStream?.id == id ? headerStream : stream(id)
+    guard let stream = current, stream.phase == .receivingHeaders else { return true }
     stream.head.add(name: name, value: value, routes: routes)
     return true
   }
 
   func sessionHeadersComplete(stream id: Int32, kind: HeadersKind, endStream: Bool) {
-    guard let stream = stream(id) else { return }
+    let current = headerStream?.id == id ? headerStream : stream(id)
+    headerStream = nil
+    guard let stream = current else { return }
     if kind == .request {
       start(stream)
     }
@@ -468,8 +474,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     guard let timeout = stream.head.timeout, let context else { return }
     let nanos = timeout.components.seconds.multipliedReportingOverflow(by: 1_000_000_000)
     let amount: TimeAmount = nanos.overflow ? .hours(24 * 365) : .nanoseconds(nanos.partialValue + timeout.components.attoseconds / 1_000_000_000)
-    stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: amount) { [weak self, weak stream] in
-      guard let self, let stream, stream.phase != .finished else { return }
+    // Strong captures: the timer is cancelled when the call finishes (weak
+    // references would give the handler and the stream slower reference counting).
+    stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: amount) {
+      guard stream.phase != .finished else { return }
       self.abandon(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
       self.finishWithStatus(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
       self.scheduleFlush()
@@ -756,8 +764,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   private func startKeepalive(context: ChannelHandlerContext) {
     let amount = TimeAmount.nanoseconds(configuration.keepalive.time.nanosecondsValue)
-    keepaliveTimer = context.eventLoop.assumeIsolated().scheduleTask(in: amount) { [weak self] in
-      guard let self, let context = self.context else { return }
+    keepaliveTimer = context.eventLoop.assumeIsolated().scheduleTask(in: amount) {
+      guard let context = self.context else { return }
       self.keepaliveTick()
       self.startKeepalive(context: context)
     }
@@ -772,8 +780,6 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     pingTimeout = context.eventLoop.assumeIsolated().scheduleTask(
       in: .nanoseconds(configuration.keepalive.timeout.nanosecondsValue)
     ) {
-      [weak self] in
-      guard let self else { return }
       self.logger.info("no PING ack within the keepalive timeout; closing", metadata: ["peer": "\(self.peer)"])
       self.context?.close(promise: nil)
     }
@@ -801,8 +807,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     session.shutdownNotice()
     session.ping(0x676f_6177_6179_2121)  // "goaway!!"
     flush()
-    context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(200)) { [weak self] in
-      guard let self, self.shutdown == .notified else { return }
+    context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(200)) {
+      guard self.shutdown == .notified else { return }
       self.shutdown = .draining
       self.session?.goAway(errorCode: .noError)
       self.flush()

@@ -40,7 +40,7 @@ final class ServerStream {
   /// Whether the peer ended its side of the stream.
   var requestEnded = false
   /// Request messages received and not yet read by a streaming handler.
-  var inbound = CircularBuffer<[UInt8]>()
+  var inbound = MessageQueue()
   var inboundBytes = 0
   /// Bytes received but not yet returned to the peer's flow-control window.
   var unconsumedBytes = 0
@@ -73,6 +73,34 @@ final class ServerStream {
   static let outboundHighWater = 256 * 1024
   /// Queued request bytes above which the peer's window stays closed.
   static let inboundHighWater = 256 * 1024
+}
+
+/// Received messages waiting for their reader, in order. A plain array with a
+/// read index: no allocation until the first message.
+struct MessageQueue {
+  private var items: [[UInt8]] = []
+  private var head = 0
+
+  var isEmpty: Bool { head == items.count }
+
+  mutating func append(_ message: [UInt8]) {
+    items.append(message)
+  }
+
+  mutating func popFirst() -> [UInt8]? {
+    guard head < items.count else { return nil }
+    let message = items[head]
+    items[head] = []
+    head += 1
+    if head == items.count {
+      items.removeAll(keepingCapacity: true)
+      head = 0
+    } else if head >= 32, head * 2 >= items.count {
+      items.removeFirst(head)
+      head = 0
+    }
+    return message
+  }
 }
 
 /// The transport side of a streaming handler's ``ResponseWriter``.

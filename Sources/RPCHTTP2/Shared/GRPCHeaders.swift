@@ -82,6 +82,14 @@ extension UnsafeRawBufferPointer {
     return memcmp(base, prefix.utf8Start, prefix.utf8CodeUnitCount) == 0
   }
 
+  /// Whether the bytes end with the ASCII of `suffix`.
+  @inline(__always)
+  func hasSuffix(_ suffix: StaticString) -> Bool {
+    let n = suffix.utf8CodeUnitCount
+    guard count >= n, let base = baseAddress else { return n == 0 }
+    return memcmp(base + (count - n), suffix.utf8Start, n) == 0
+  }
+
   /// The bytes as a string (invalid UTF-8 repaired).
   var string: String {
     String(decoding: self, as: UTF8.self)

@@ -8,7 +8,10 @@ import NIOCore
 /// replaceable one while it is still entirely unsent, so a stream of
 /// latest-value updates to a slow reader costs one message of memory.
 struct OutboundQueue {
-  private var chunks = CircularBuffer<[UInt8]>()
+  /// Chunks from `head` on are queued (an empty array costs no allocation,
+  /// which matters: most streams queue one message).
+  private var chunks: [[UInt8]] = []
+  private var head = 0
   private var frontOffset = 0
   private var lastIsReplaceable = false
   /// Bytes queued and not yet handed to nghttp2.
@@ -19,9 +22,9 @@ struct OutboundQueue {
   /// Queues `bytes`; a `replaceable` message replaces the last one if that one
   /// is replaceable too and not started.
   mutating func append(_ bytes: [UInt8], replaceable: Bool = false) {
-    if replaceable, lastIsReplaceable, let last = chunks.last, !(chunks.count == 1 && frontOffset > 0) {
-      byteCount += bytes.count - last.count
-      chunks[chunks.index(before: chunks.endIndex)] = bytes
+    if replaceable, lastIsReplaceable, head < chunks.count, !(chunks.count - head == 1 && frontOffset > 0) {
+      byteCount += bytes.count - chunks[chunks.count - 1].count
+      chunks[chunks.count - 1] = bytes
       return
     }
     guard !bytes.isEmpty else { return }
@@ -34,17 +37,25 @@ struct OutboundQueue {
   mutating func write(_ length: Int, into buffer: inout ByteBuffer) {
     var remaining = min(length, byteCount)
     byteCount -= remaining
-    while remaining > 0, let front = chunks.first {
-      let available = front.count - frontOffset
+    while remaining > 0, head < chunks.count {
+      let available = chunks[head].count - frontOffset
       let take = min(available, remaining)
-      front.withUnsafeBytes { raw in
+      chunks[head].withUnsafeBytes { raw in
         _ = buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[frontOffset..<frontOffset + take]))
       }
       remaining -= take
       if take == available {
-        chunks.removeFirst()
+        chunks[head] = []
+        head += 1
         frontOffset = 0
-        if chunks.isEmpty { lastIsReplaceable = false }
+        if head == chunks.count {
+          chunks.removeAll(keepingCapacity: true)
+          head = 0
+          lastIsReplaceable = false
+        } else if head >= 32, head * 2 >= chunks.count {
+          chunks.removeFirst(head)
+          head = 0
+        }
       } else {
         frontOffset += take
       }
@@ -54,6 +65,7 @@ struct OutboundQueue {
   /// Drops everything queued.
   mutating func removeAll() {
     chunks.removeAll()
+    head = 0
     frontOffset = 0
     byteCount = 0
     lastIsReplaceable = false

@@ -326,18 +326,25 @@ public struct Google_Rpc_LocalizedMessage: ProtoMessage {
 // MARK: - Conversion to and from the protobuf-c structs
 
 extension Google_Rpc_RetryInfo: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__RetryInfo.self, google__rpc__retry_info__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__RetryInfo.self, initialize: google__rpc__retry_info__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__RetryInfo.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__RetryInfo>) {
@@ -354,18 +361,25 @@ extension Google_Rpc_RetryInfo: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_DebugInfo: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__DebugInfo.self, google__rpc__debug_info__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__DebugInfo.self, initialize: google__rpc__debug_info__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__DebugInfo.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__DebugInfo>) {
@@ -391,18 +405,25 @@ extension Google_Rpc_DebugInfo: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_QuotaFailure: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__QuotaFailure.self, google__rpc__quota_failure__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__QuotaFailure.self, initialize: google__rpc__quota_failure__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__QuotaFailure.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__QuotaFailure>) {
@@ -426,18 +447,25 @@ extension Google_Rpc_QuotaFailure: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_QuotaFailure.Violation: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__QuotaFailure__Violation.self, google__rpc__quota_failure__violation__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__QuotaFailure__Violation.self, initialize: google__rpc__quota_failure__violation__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__QuotaFailure__Violation.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__QuotaFailure__Violation>) {
@@ -456,18 +484,25 @@ extension Google_Rpc_QuotaFailure.Violation: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_ErrorInfo: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__ErrorInfo.self, google__rpc__error_info__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__ErrorInfo.self, initialize: google__rpc__error_info__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__ErrorInfo.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__ErrorInfo>) {
@@ -502,18 +537,25 @@ extension Google_Rpc_ErrorInfo: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_PreconditionFailure: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__PreconditionFailure.self, google__rpc__precondition_failure__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__PreconditionFailure.self, initialize: google__rpc__precondition_failure__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__PreconditionFailure.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__PreconditionFailure>) {
@@ -537,18 +579,25 @@ extension Google_Rpc_PreconditionFailure: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_PreconditionFailure.Violation: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__PreconditionFailure__Violation.self, google__rpc__precondition_failure__violation__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__PreconditionFailure__Violation.self, initialize: google__rpc__precondition_failure__violation__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__PreconditionFailure__Violation.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__PreconditionFailure__Violation>) {
@@ -569,18 +618,25 @@ extension Google_Rpc_PreconditionFailure.Violation: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_BadRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__BadRequest.self, google__rpc__bad_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__BadRequest.self, initialize: google__rpc__bad_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__BadRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__BadRequest>) {
@@ -604,18 +660,25 @@ extension Google_Rpc_BadRequest: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_BadRequest.FieldViolation: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__BadRequest__FieldViolation.self, google__rpc__bad_request__field_violation__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__BadRequest__FieldViolation.self, initialize: google__rpc__bad_request__field_violation__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__BadRequest__FieldViolation.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__BadRequest__FieldViolation>) {
@@ -634,18 +697,25 @@ extension Google_Rpc_BadRequest.FieldViolation: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_RequestInfo: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__RequestInfo.self, google__rpc__request_info__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__RequestInfo.self, initialize: google__rpc__request_info__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__RequestInfo.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__RequestInfo>) {
@@ -664,18 +734,25 @@ extension Google_Rpc_RequestInfo: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_ResourceInfo: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__ResourceInfo.self, google__rpc__resource_info__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__ResourceInfo.self, initialize: google__rpc__resource_info__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__ResourceInfo.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__ResourceInfo>) {
@@ -698,18 +775,25 @@ extension Google_Rpc_ResourceInfo: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_Help: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__Help.self, google__rpc__help__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__Help.self, initialize: google__rpc__help__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__Help.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__Help>) {
@@ -733,18 +817,25 @@ extension Google_Rpc_Help: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_Help.Link: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__Help__Link.self, google__rpc__help__link__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__Help__Link.self, initialize: google__rpc__help__link__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__Help__Link.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__Help__Link>) {
@@ -763,18 +854,25 @@ extension Google_Rpc_Help.Link: ProtoCMessageConvertible {
 }
 
 extension Google_Rpc_LocalizedMessage: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Google__Rpc__LocalizedMessage.self, google__rpc__localized_message__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Google__Rpc__LocalizedMessage.self, initialize: google__rpc__localized_message__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Google__Rpc__LocalizedMessage.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Google__Rpc__LocalizedMessage>) {

@@ -82,18 +82,25 @@ public struct Grpc_Health_V1_HealthCheckResponse: ProtoMessage {
 // MARK: - Conversion to and from the protobuf-c structs
 
 extension Grpc_Health_V1_HealthCheckRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Health__V1__HealthCheckRequest.self, grpc__health__v1__health_check_request__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Health__V1__HealthCheckRequest.self, initialize: grpc__health__v1__health_check_request__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Health__V1__HealthCheckRequest.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Health__V1__HealthCheckRequest>) {
@@ -110,18 +117,25 @@ extension Grpc_Health_V1_HealthCheckRequest: ProtoCMessageConvertible {
 }
 
 extension Grpc_Health_V1_HealthCheckResponse: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Grpc__Health__V1__HealthCheckResponse.self, grpc__health__v1__health_check_response__init)
+
   public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-    self = try ProtoC.decode(bytes, as: Grpc__Health__V1__HealthCheckResponse.self, initialize: grpc__health__v1__health_check_response__init, messageName: Self.protoMessageName) { Self(cMessage: $0) }
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Grpc__Health__V1__HealthCheckResponse.self))
+    }
+    self = decoded
   }
 
   public func serialize(into buffer: inout [UInt8]) {
-    var arena = ProtoArena()
-    ProtoC.encode(self.cMessage(in: &arena), into: &buffer)
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
   public var serializedSize: Int {
-    var arena = ProtoArena()
-    return ProtoC.packedSize(self.cMessage(in: &arena))
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
   }
 
   package init(cMessage c: UnsafePointer<Grpc__Health__V1__HealthCheckResponse>) {

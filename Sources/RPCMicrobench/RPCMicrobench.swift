@@ -1,0 +1,120 @@
+import FlashSaleServer
+import NIOCore
+import NIOEmbedded
+import RPCCore
+import RPCHTTP2
+
+/// Replays a fixed stream of gRPC requests through one server connection
+/// handler on an `EmbeddedChannel`: no sockets, no kernel, no load generator,
+/// so the figure is the server's own CPU time per call, repeatable to a few
+/// percent. Used to find where the time goes; `make bench` runs the real,
+/// side-by-side benchmark.
+///
+///   rpc-microbench [CALLS_PER_BATCH] [SECONDS]
+@main
+enum RPCMicrobench {
+  static func main() throws {
+    let arguments = CommandLine.arguments
+    let batch = arguments.count > 1 ? Int(arguments[1]) ?? 32 : 32
+    let seconds = arguments.count > 2 ? Double(arguments[2]) ?? 3 : 3
+    let health = HealthRegistry()
+    health.set("flashsale.v1.Inventory", .serving)
+    let server = RPCServer(
+      configuration: RPCServerConfiguration(authenticator: SharedTokenAuthenticator(token: "x")),
+      services: [HealthService(registry: health)])
+
+    // The HealthCheckRequest {service: "flashsale.v1.Inventory"}, framed.
+    let message = [0x0a, 22] + Array("flashsale.v1.Inventory".utf8)
+    let requestsPerConnection = 4000
+    let bytes = RequestStream.build(
+      requests: requestsPerConnection, path: "/grpc.health.v1.Health/Check", message: message)
+
+    var calls = 0
+    var elapsed: Duration = .zero
+    let clock = ContinuousClock()
+    while elapsed < .seconds(seconds) {
+      let channel = EmbeddedChannel()
+      try channel.pipeline.syncOperations.addHandler(server.makeConnectionHandler())
+      try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+      _ = try channel.readOutbound(as: ByteBuffer.self)  // the server's SETTINGS
+      let start = clock.now
+      for chunk in bytes.chunks(callsPerChunk: batch) {
+        try channel.writeInbound(channel.allocator.buffer(bytes: chunk))
+        while let _ = try channel.readOutbound(as: ByteBuffer.self) {}
+      }
+      elapsed += clock.now - start
+      calls += requestsPerConnection
+      _ = try? channel.finish()
+    }
+    let nanos = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+    print("calls: \(calls), \(String(format: nanos / Double(calls), precision: 0)) ns/call, batch \(batch)")
+  }
+}
+
+extension String {
+  init(format value: Double, precision: Int) {
+    let scale = precision == 0 ? 1.0 : Double(Int(pow10(precision)))
+    self = String(Int((value * scale).rounded()))
+  }
+}
+
+private func pow10(_ n: Int) -> Int { n <= 0 ? 1 : 10 * pow10(n - 1) }
+
+/// A client's side of a connection, encoded by hand: the preface, SETTINGS,
+/// and per call a HEADERS frame and a DATA frame ending the stream.
+struct RequestStream {
+  var preface: [UInt8]
+  var calls: [[UInt8]]
+
+  static func build(requests: Int, path: String, message: [UInt8]) -> RequestStream {
+    var preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    preface += frame(type: 0x4, flags: 0, stream: 0, payload: [])  // SETTINGS
+    let headers: [(String, String)] = [
+      (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "127.0.0.1"),
+      ("content-type", "application/grpc"), ("te", "trailers"), ("grpc-timeout", "5S"),
+      ("x-request-id", "bench-0001"),
+    ]
+    // As h2load sends them: the first request adds every header to the HPACK
+    // dynamic table (literal with incremental indexing); later requests refer
+    // to the entries by index (the newest entry is index 62).
+    var first: [UInt8] = []
+    for (name, value) in headers {
+      first.append(0x40)
+      first += hpackString(name)
+      first += hpackString(value)
+    }
+    let indexed: [UInt8] = (0..<headers.count).map { UInt8(0x80 | (62 + headers.count - 1 - $0)) }
+    let body = [0, 0, 0, 0, UInt8(message.count)] + message
+    var calls: [[UInt8]] = []
+    for i in 0..<requests {
+      let stream = UInt32(2 * i + 1)
+      calls.append(
+        frame(type: 0x1, flags: 0x4, stream: stream, payload: i == 0 ? first : indexed)
+          + frame(type: 0x0, flags: 0x1, stream: stream, payload: body))
+    }
+    return RequestStream(preface: preface, calls: calls)
+  }
+
+  func chunks(callsPerChunk: Int) -> [[UInt8]] {
+    var out: [[UInt8]] = [preface]
+    var i = 0
+    while i < calls.count {
+      out.append(calls[i..<min(i + callsPerChunk, calls.count)].flatMap { $0 })
+      i += callsPerChunk
+    }
+    return out
+  }
+
+  static func frame(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8]) -> [UInt8] {
+    let n = payload.count
+    return [UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF), type, flags,
+      UInt8(stream >> 24 & 0x7F), UInt8(stream >> 16 & 0xFF), UInt8(stream >> 8 & 0xFF), UInt8(stream & 0xFF)]
+      + payload
+  }
+
+  static func hpackString(_ s: String) -> [UInt8] {
+    let bytes = Array(s.utf8)
+    precondition(bytes.count < 127)
+    return [UInt8(bytes.count)] + bytes
+  }
+}
