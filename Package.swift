@@ -72,7 +72,11 @@ let package = Package(
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ],
-      swiftSettings: swiftSettings),
+      // The transport runs each connection on one event loop and never lets two
+      // accesses to its state overlap; dynamic exclusivity checks cost 7% of a
+      // call's instructions there (measured with callgrind on RPCMicrobench).
+      // Static checks still apply.
+      swiftSettings: swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
 
     .target(
       name: "FlashSaleServer",

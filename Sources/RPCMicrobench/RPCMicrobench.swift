@@ -11,12 +11,19 @@ import RPCHTTP2
 /// side-by-side benchmark.
 ///
 ///   rpc-microbench [CALLS_PER_BATCH] [SECONDS]
+///   rpc-microbench [CALLS_PER_BATCH] --connections N   (fixed work, for callgrind:
+///       instructions per call = (Ir(N=2) - Ir(N=1)) / 4000)
 @main
 enum RPCMicrobench {
   static func main() throws {
     let arguments = CommandLine.arguments
     let batch = arguments.count > 1 ? Int(arguments[1]) ?? 32 : 32
-    let seconds = arguments.count > 2 ? Double(arguments[2]) ?? 3 : 3
+    var seconds = arguments.count > 2 ? Double(arguments[2]) ?? 3 : 3
+    var connections = Int.max
+    if arguments.count > 3, arguments[2] == "--connections" {
+      connections = Int(arguments[3]) ?? 1
+      seconds = .infinity
+    }
     let health = HealthRegistry()
     health.set("flashsale.v1.Inventory", .serving)
     let server = RPCServer(
@@ -32,7 +39,9 @@ enum RPCMicrobench {
     var calls = 0
     var elapsed: Duration = .zero
     let clock = ContinuousClock()
-    while elapsed < .seconds(seconds) {
+    var done = 0
+    while elapsed < .seconds(seconds.isFinite ? seconds : 1e9), done < connections {
+      done += 1
       let channel = EmbeddedChannel()
       try channel.pipeline.syncOperations.addHandler(server.makeConnectionHandler())
       try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

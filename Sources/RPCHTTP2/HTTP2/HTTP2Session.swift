@@ -242,16 +242,17 @@ final class HTTP2Session {
 // MARK: - Callbacks
 
 extension HTTP2Session {
-  /// The session behind a callback's `user_data`.
+  /// Runs `body` with the session behind a callback's `user_data`, without
+  /// retaining it: the owning handler keeps it alive across every nghttp2 call.
   @inline(__always)
-  fileprivate static func from(_ userData: UnsafeMutableRawPointer?) -> HTTP2Session {
+  fileprivate static func with<R>(_ userData: UnsafeMutableRawPointer?, _ body: (HTTP2Session) -> R) -> R {
     // nghttp2 passes back the pointer given at creation: always an HTTP2Session.
-    Unmanaged<HTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
+    Unmanaged<HTTP2Session>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
   }
 
   fileprivate static let readCallback: cnghttp2_read_callback = { _, streamID, _, length, flags, _, userData in
-    let session = HTTP2Session.from(userData)
-    switch session.delegate.sessionReadData(stream: streamID, maxLength: length) {
+    let outbound = HTTP2Session.with(userData) { $0.delegate.sessionReadData(stream: streamID, maxLength: length) }
+    switch outbound {
     case .deferred:
       return cnghttp2_ssize(NGHTTP2_ERR_DEFERRED.rawValue)
     case .data(let count, let endOfData):
@@ -273,82 +274,89 @@ extension HTTP2Session {
 
   private static func install(_ callbacks: OpaquePointer) {
     cnghttp2_callbacks_set_send(callbacks) { _, data, length, _, userData in
-      let session = HTTP2Session.from(userData)
-      session.output!.pointee.writeBytes(UnsafeRawBufferPointer(start: data, count: length))
+      HTTP2Session.with(userData) { session in
+        _ = session.output!.pointee.writeBytes(UnsafeRawBufferPointer(start: data, count: length))
+      }
       return cnghttp2_ssize(length)
     }
 
     nghttp2_session_callbacks_set_send_data_callback(callbacks) { _, frame, header, length, _, userData in
-      let session = HTTP2Session.from(userData)
-      let output = session.output!
-      output.pointee.writeBytes(UnsafeRawBufferPointer(start: header, count: 9))
-      let stream = frame!.pointee.hd.stream_id
-      session.delegate.sessionWriteData(stream: stream, length: length, into: &output.pointee)
-      return 0
-    }
-
-    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
-      let session = HTTP2Session.from(userData)
-      let headers = frame!.pointee.headers
-      session.delegate.sessionBeginHeaders(stream: headers.hd.stream_id, kind: HeadersKind(headers.cat))
-      return 0
-    }
-
-    nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
-      let session = HTTP2Session.from(userData)
-      let ok = session.delegate.sessionHeader(
-        stream: frame!.pointee.hd.stream_id,
-        name: UnsafeRawBufferPointer(start: name, count: nameLength),
-        value: UnsafeRawBufferPointer(start: value, count: valueLength))
-      return ok ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
-    }
-
-    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-      let session = HTTP2Session.from(userData)
-      let hd = frame!.pointee.hd
-      let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-      switch UInt32(hd.type) {
-      case NGHTTP2_HEADERS.rawValue:
-        session.delegate.sessionHeadersComplete(
-          stream: hd.stream_id, kind: HeadersKind(frame!.pointee.headers.cat), endStream: endStream)
-      case NGHTTP2_DATA.rawValue:
-        if endStream { session.delegate.sessionEndStream(stream: hd.stream_id) }
-      case NGHTTP2_PING.rawValue:
-        let ack = hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0
-        session.delegate.sessionPing(ack: ack)
-      case NGHTTP2_GOAWAY.rawValue:
-        let goaway = frame!.pointee.goaway
-        session.delegate.sessionGoAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code)
-      case NGHTTP2_SETTINGS.rawValue:
-        if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { session.delegate.sessionSettingsReceived() }
-      default:
-        break
+      HTTP2Session.with(userData) { session in
+        let output = session.output!
+        output.pointee.writeBytes(UnsafeRawBufferPointer(start: header, count: 9))
+        let stream = frame!.pointee.hd.stream_id
+        session.delegate.sessionWriteData(stream: stream, length: length, into: &output.pointee)
       }
       return 0
     }
 
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
+      let headers = frame!.pointee.headers
+      HTTP2Session.with(userData) {
+        $0.delegate.sessionBeginHeaders(stream: headers.hd.stream_id, kind: HeadersKind(headers.cat))
+      }
+      return 0
+    }
+
+    nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
+      let ok = HTTP2Session.with(userData) {
+        $0.delegate.sessionHeader(
+          stream: frame!.pointee.hd.stream_id,
+          name: UnsafeRawBufferPointer(start: name, count: nameLength),
+          value: UnsafeRawBufferPointer(start: value, count: valueLength))
+      }
+      return ok ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    }
+
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
+      HTTP2Session.with(userData) { session in HTTP2Session.frameReceived(frame!, session) }
+      return 0
+    }
+
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
-      let session = HTTP2Session.from(userData)
-      session.delegate.sessionData(stream: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+      HTTP2Session.with(userData) {
+        $0.delegate.sessionData(stream: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+      }
       return 0
     }
 
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
-      let session = HTTP2Session.from(userData)
       let hd = frame!.pointee.hd
       let type = UInt32(hd.type)
       if (type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue),
         hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
       {
-        session.delegate.sessionSentEndStream(stream: hd.stream_id)
+        HTTP2Session.with(userData) { $0.delegate.sessionSentEndStream(stream: hd.stream_id) }
       }
       return 0
     }
 
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-      let session = HTTP2Session.from(userData)
-      session.delegate.sessionStreamClosed(stream: streamID, errorCode: errorCode)
+      HTTP2Session.with(userData) { $0.delegate.sessionStreamClosed(stream: streamID, errorCode: errorCode) }
       return 0
+    }
+  }
+
+  /// Reports a received frame to the delegate.
+  private static func frameReceived(_ frame: UnsafePointer<nghttp2_frame>, _ session: HTTP2Session) {
+    let hd = frame.pointee.hd
+    let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+    switch UInt32(hd.type) {
+    case NGHTTP2_HEADERS.rawValue:
+      session.delegate.sessionHeadersComplete(
+        stream: hd.stream_id, kind: HeadersKind(frame.pointee.headers.cat), endStream: endStream)
+    case NGHTTP2_DATA.rawValue:
+      if endStream { session.delegate.sessionEndStream(stream: hd.stream_id) }
+    case NGHTTP2_PING.rawValue:
+      let ack = hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0
+      session.delegate.sessionPing(ack: ack)
+    case NGHTTP2_GOAWAY.rawValue:
+      let goaway = frame.pointee.goaway
+      session.delegate.sessionGoAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code)
+    case NGHTTP2_SETTINGS.rawValue:
+      if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { session.delegate.sessionSettingsReceived() }
+    default:
+      break
     }
   }
 }

@@ -17,35 +17,45 @@ struct RequestHead {
   var malformedBinaryKey: String?
   var metadata = Metadata()
 
-  /// Parses one header.
+  /// Parses one header. Dispatches on the name's length first: most headers
+  /// are compared with one or two candidates only.
   mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, routes: RouteTable) {
-    guard let first = name.first else { return }
-    if first == UInt8(ascii: ":") {
-      if name.equals(":path") {
-        route = routes.lookup(value)
-        if route == nil { path = value.string }
-      } else if name.equals(":method") {
-        isPost = value.equals("POST")
-      }
-      return  // :scheme, :authority: nothing to check for gRPC
-    }
-    if name.equals("content-type") {
+    switch name.count {
+    case 2 where name.equals("te"):
+      return
+    case 5 where name.equals(":path"):
+      route = routes.lookup(value)
+      if route == nil { path = value.string }
+      return
+    case 7 where name.equals(":method"):
+      isPost = value.equals("POST")
+      return
+    case 7 where name.equals(":scheme"):
+      return
+    case 10 where name.equals(":authority") || name.equals("user-agent"):
+      return
+    case 12 where name.equals("content-type"):
       contentTypeIsGRPC =
         value.equals("application/grpc") || value.hasPrefix("application/grpc+") || value.hasPrefix("application/grpc;")
       if !contentTypeIsGRPC { contentType = value.string }
-    } else if name.equals("grpc-timeout") {
+      return
+    case 12 where name.equals("grpc-timeout"):
       if let duration = GRPCTimeout.parse(value) {
         timeout = duration
       } else {
         invalidTimeout = value.string
       }
-    } else if name.equals("grpc-encoding") {
+      return
+    case 13 where name.equals("grpc-encoding"):
       if !value.equals("identity") { unsupportedEncoding = value.string }
-    } else if name.equals("te") || name.equals("user-agent") || name.equals("grpc-accept-encoding")
-      || name.hasPrefix("grpc-")
-    {
-      return  // reserved; not custom metadata
-    } else if name.hasSuffix("-bin") {
+      return
+    default:
+      break
+    }
+    if name.hasPrefix("grpc-") || name.first == UInt8(ascii: ":") {
+      return  // reserved (grpc-accept-encoding, …) or an unknown pseudo-header: not custom metadata
+    }
+    if name.hasSuffix("-bin") {
       let key = name.string
       if !metadata.addWire(key: key, value: value.string) { malformedBinaryKey = key }
     } else {

@@ -26,8 +26,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Streams with a handler or a response in progress.
   private var openStreams: [ServerStream] = []
-  /// The stream whose request headers are arriving (saves a lookup per header).
-  private var headerStream: ServerStream?
+  /// The stream whose request headers are arriving (saves a lookup and a
+  /// retain per header; the session owns the stream meanwhile).
+  private var headerStream: Unmanaged<ServerStream>?
+  private var headerStreamID: Int32 = 0
 
   // Output batching and back-pressure.
   private var inReadBatch = false
@@ -197,8 +199,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   func sessionBeginHeaders(stream id: Int32, kind: HeadersKind) {
     guard kind == .request, let session else { return }
     let stream = ServerStream(id: id, connection: self, maxMessageLength: configuration.maxReceiveMessageLength)
-    session.setStreamUserData(id, Unmanaged.passRetained(stream).toOpaque())
-    headerStream = stream
+    let retained = Unmanaged.passRetained(stream)
+    session.setStreamUserData(id, retained.toOpaque())
+    headerStream = retained
+    headerStreamID = id
     stream.index = openStreams.count
     openStreams.append(stream)
     metrics.inflightStreams.increment()
@@ -206,16 +210,17 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func sessionHeader(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
-    let current = headerStream?.id == id ? headerStream : stream(id)
-    guard let stream = current, stream.phase == .receivingHeaders else { return true }
-    stream.head.add(name: name, value: value, routes: routes)
+    guard id == headerStreamID, let headerStream else { return true }  // trailers of a request: ignored
+    headerStream._withUnsafeGuaranteedRef { stream in
+      if stream.phase == .receivingHeaders { stream.head.add(name: name, value: value, routes: routes) }
+    }
     return true
   }
 
   func sessionHeadersComplete(stream id: Int32, kind: HeadersKind, endStream: Bool) {
-    let current = headerStream?.id == id ? headerStream : stream(id)
     headerStream = nil
-    guard let stream = current else { return }
+    headerStreamID = 0
+    guard let stream = stream(id) else { return }
     if kind == .request {
       start(stream)
     }
@@ -307,8 +312,11 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// The request headers are complete: validate, authenticate, and start the
   /// handler of a streaming call or wait for the request of a unary one.
   private func start(_ stream: ServerStream) {
+    var head = RequestHead()
+    swap(&head, &stream.head)  // moved, not copied: the stream needs only the timeout from now on
+    stream.timeout = head.timeout
     let entry: RouteTable.Entry
-    switch stream.head.validate(routes: routes) {
+    switch head.validate(routes: routes) {
     case .success(let found):
       entry = found
     case .failure(let rejection):
@@ -323,15 +331,15 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
     let caller: CallerIdentity?
     do {
-      caller = try configuration.authenticator?.authenticate(descriptor, metadata: stream.head.metadata)
+      caller = try configuration.authenticator?.authenticate(descriptor, metadata: head.metadata)
     } catch {
       stream.phase = .handling
       fail(stream, error, resetStream: false)
       return
     }
-    let deadline = stream.head.timeout.map { ContinuousClock.now.advanced(by: $0) }
+    let deadline = head.timeout.map { ContinuousClock.now.advanced(by: $0) }
     stream.context = ServerContext(
-      descriptor: descriptor, requestMetadata: stream.head.metadata, deadline: deadline, peer: peer, caller: caller)
+      descriptor: descriptor, requestMetadata: head.metadata, deadline: deadline, peer: peer, caller: caller)
 
     switch entry.route.handler {
     case .unary, .serverStreaming:
@@ -471,7 +479,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   private func startDeadline(_ stream: ServerStream) {
-    guard let timeout = stream.head.timeout, let context else { return }
+    guard let timeout = stream.timeout, let context else { return }
     let nanos = timeout.components.seconds.multipliedReportingOverflow(by: 1_000_000_000)
     let amount: TimeAmount = nanos.overflow ? .hours(24 * 365) : .nanoseconds(nanos.partialValue + timeout.components.attoseconds / 1_000_000_000)
     // Strong captures: the timer is cancelled when the call finishes (weak

@@ -25,6 +25,8 @@ final class ServerStream {
   let connection: ServerConnectionHandler
   var phase = Phase.receivingHeaders
   var head = RequestHead()
+  /// The request's `grpc-timeout`, kept once `head` is consumed.
+  var timeout: Duration?
   var entry: RouteTable.Entry?
   var context: ServerContext?
   var startNanos: UInt64 = 0
