@@ -139,6 +139,15 @@ let package = Package(
     // Tests.
     .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore"], swiftSettings: swiftSettings),
     .testTarget(
+      name: "RPCHTTP2Tests",
+      dependencies: [
+        "RPCHTTP2", "RPCCore", "StandardProtos", "InteropAPI", "InteropService",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
+      swiftSettings: swiftSettings),
+    .testTarget(
       name: "ProtoRuntimeTests",
       dependencies: ["ProtoRuntime", "StandardProtos", "CodegenTestAPI"],
       swiftSettings: swiftSettings),

@@ -304,7 +304,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       session.consume(stream: id, bytes: bytes.count)
       return
     }
-    var buffered = 0
+    var buffered: Int?
     do {
       try stream.deframer.process(bytes) { payload in
         buffered = stream.deliverMessage(Array(payload))
@@ -315,7 +315,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       return
     }
     stream.unconsumedBytes += bytes.count
-    if buffered < HTTP2ClientStream.inboundHighWater {
+    // Part of a message, or whole ones: the window reopens only while the
+    // caller keeps up with what was delivered.
+    if (buffered ?? stream.bufferedBytes) < HTTP2ClientStream.inboundHighWater {
       session.consume(stream: id, bytes: stream.unconsumedBytes)
       stream.unconsumedBytes = 0
     }

@@ -120,6 +120,9 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
 
   var trailers: Metadata { inbound.withLockedValue { $0.trailers } }
 
+  /// Response bytes received and not yet read by the caller.
+  var bufferedBytes: Int { inbound.withLockedValue { $0.messageBytes } }
+
   var receivedResponseHeaders: Bool { inbound.withLockedValue { $0.headers != nil } }
 
   func cancel() {

@@ -86,8 +86,9 @@ public final class RPCServer: Service, Sendable {
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
       .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
       .childChannelOption(.maxMessagesPerRead, value: 16)
-      .childChannelInitializer { [weak self] channel in
-        guard let self else { return channel.close() }
+      // Strong references: a server lives until its last connection closed,
+      // so that its shutdown always completes.
+      .childChannelInitializer { channel in
         let id = ObjectIdentifier(channel)
         let accepted = self.state.withLockedValue { state -> Bool in
           guard state.phase == .listening else { return false }
@@ -97,13 +98,13 @@ public final class RPCServer: Service, Sendable {
         guard accepted else { return channel.close() }
         let handler = ServerConnectionHandler(
           routes: routes, configuration: configuration, metrics: metrics, logger: logger,
-          onClose: { [weak self] _ in self?.connectionClosed(id) })
+          onClose: { _ in self.connectionClosed(id) })
         do {
           try channel.pipeline.syncOperations.addHandler(handler)
         } catch {
           return channel.eventLoop.makeFailedFuture(error)
         }
-        channel.closeFuture.whenComplete { [weak self] _ in self?.connectionClosed(id) }
+        channel.closeFuture.whenComplete { _ in self.connectionClosed(id) }
         return channel.eventLoop.makeSucceededVoidFuture()
       }
     do {
@@ -154,15 +155,14 @@ public final class RPCServer: Service, Sendable {
       }
     }
     let grace = TimeAmount.nanoseconds(configuration.shutdownGracePeriod.nanosecondsValue)
-    group.next().scheduleTask(in: grace) { [weak self] in
-      guard let self else { return }
+    group.next().scheduleTask(in: grace) {
       let remaining = self.state.withLockedValue { Array($0.connections.values) }
       if !remaining.isEmpty {
         self.logger.info("grace period over; closing connections", metadata: ["connections": "\(remaining.count)"])
       }
       for connection in remaining { connection.close(promise: nil) }
     }
-    server.closeFuture.whenComplete { [weak self] _ in self?.finishIfDrained() }
+    server.closeFuture.whenComplete { _ in self.finishIfDrained() }
   }
 
   private func connectionClosed(_ id: ObjectIdentifier) {
