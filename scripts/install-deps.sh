@@ -39,7 +39,8 @@ fi
 
 # Python side: the code generator plugin needs `protobuf`; the tests need grpcio as a real peer.
 py_packages=("protobuf>=4.25,<6")
-((want_test)) && py_packages+=("grpcio>=1.60" "grpcio-tools>=1.60" "grpcio-reflection>=1.60" "grpcio-health-checking>=1.60")
+((want_test)) && py_packages+=("grpcio>=1.60" "grpcio-tools>=1.60" "grpcio-reflection>=1.60" "grpcio-health-checking>=1.60"
+  "grpcio-status>=1.60" "pytest>=7")
 python3 - "${py_packages[@]}" <<'PY' || python3 -m pip install -q --disable-pip-version-check "${py_packages[@]}"
 import sys, importlib.metadata as md
 from packaging.requirements import Requirement
