@@ -48,28 +48,30 @@ static inline cnghttp2_ssize cnghttp2_session_mem_recv(nghttp2_session *session,
 }
 
 /// Submits response HEADERS; with a NULL `read` the HEADERS frame ends the stream.
+/// `source` is handed back to `read` (and to the send_data callback).
 static inline int cnghttp2_submit_response(nghttp2_session *session, int32_t stream_id,
                                            const nghttp2_nv *nva, size_t nvlen,
-                                           cnghttp2_read_callback read) {
+                                           cnghttp2_read_callback read, void *source) {
 #if CNGHTTP2_HAS_SSIZE_API
-  nghttp2_data_provider2 provider = {.source = {.ptr = NULL}, .read_callback = read};
+  nghttp2_data_provider2 provider = {.source = {.ptr = source}, .read_callback = read};
   return nghttp2_submit_response2(session, stream_id, nva, nvlen, read ? &provider : NULL);
 #else
-  nghttp2_data_provider provider = {.source = {.ptr = NULL}, .read_callback = read};
+  nghttp2_data_provider provider = {.source = {.ptr = source}, .read_callback = read};
   return nghttp2_submit_response(session, stream_id, nva, nvlen, read ? &provider : NULL);
 #endif
 }
 
 /// Submits request HEADERS and returns the new stream's id (or a negative error).
+/// `stream_user_data` is also the data source handed to `read`.
 static inline int32_t cnghttp2_submit_request(nghttp2_session *session, const nghttp2_nv *nva,
                                               size_t nvlen, cnghttp2_read_callback read,
                                               void *stream_user_data) {
 #if CNGHTTP2_HAS_SSIZE_API
-  nghttp2_data_provider2 provider = {.source = {.ptr = NULL}, .read_callback = read};
+  nghttp2_data_provider2 provider = {.source = {.ptr = stream_user_data}, .read_callback = read};
   return nghttp2_submit_request2(session, NULL, nva, nvlen, read ? &provider : NULL,
                                  stream_user_data);
 #else
-  nghttp2_data_provider provider = {.source = {.ptr = NULL}, .read_callback = read};
+  nghttp2_data_provider provider = {.source = {.ptr = stream_user_data}, .read_callback = read};
   return nghttp2_submit_request(session, NULL, nva, nvlen, read ? &provider : NULL,
                                 stream_user_data);
 #endif

@@ -72,6 +72,25 @@ package enum ProtoC {
     precondition(written == size, "protobuf-c packed \(written) bytes, announced \(size)")
   }
 
+  /// The protobuf-c struct at `message` as one gRPC frame (5-byte prefix and
+  /// encoding), in a single allocation.
+  package static func packFramed(_ message: UnsafeRawPointer) -> [UInt8] {
+    let base = message.assumingMemoryBound(to: ProtobufCMessage.self)
+    let size = protobuf_c_message_get_packed_size(base)
+    return [UInt8](unsafeUninitializedCapacity: size + 5) { buffer, count in
+      let length = UInt32(truncatingIfNeeded: size)
+      buffer[0] = 0
+      buffer[1] = UInt8(truncatingIfNeeded: length >> 24)
+      buffer[2] = UInt8(truncatingIfNeeded: length >> 16)
+      buffer[3] = UInt8(truncatingIfNeeded: length >> 8)
+      buffer[4] = UInt8(truncatingIfNeeded: length)
+      let written = size == 0 ? 0 : protobuf_c_message_pack(base, buffer.baseAddress! + 5)
+      // protobuf-c writes exactly get_packed_size bytes; anything else is a bug there.
+      precondition(written == size, "protobuf-c packed \(written) bytes, announced \(size)")
+      count = size + 5
+    }
+  }
+
   /// The length of the encoding of the protobuf-c struct at `message`.
   package static func packedSize(_ message: UnsafeRawPointer) -> Int {
     protobuf_c_message_get_packed_size(message.assumingMemoryBound(to: ProtobufCMessage.self))

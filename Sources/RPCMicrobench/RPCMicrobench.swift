@@ -1,5 +1,7 @@
 import FlashSaleServer
+import Metrics
 import NIOCore
+import Prometheus
 import NIOEmbedded
 import RPCCore
 import RPCHTTP2
@@ -24,6 +26,8 @@ enum RPCMicrobench {
       connections = Int(arguments[3]) ?? 1
       seconds = .infinity
     }
+    // Metrics on, as `flashsale serve --metrics-port` runs.
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
     let health = HealthRegistry()
     health.set("flashsale.v1.Inventory", .serving)
     let server = RPCServer(

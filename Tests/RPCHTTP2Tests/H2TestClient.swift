@@ -137,7 +137,7 @@ final class H2TestClient: HTTP2SessionDelegate {
 
   func sessionSettingsReceived() {}
 
-  func sessionReadData(stream: Int32, maxLength: Int) -> OutboundData {
+  func sessionReadData(stream: Int32, source: UnsafeMutableRawPointer?, maxLength: Int) -> OutboundData {
     guard let body = bodies[stream] else { return .deferred }
     let count = min(maxLength, body.bytes.count - body.offset)
     if body.offset + count == body.bytes.count {
@@ -146,7 +146,7 @@ final class H2TestClient: HTTP2SessionDelegate {
     return .data(count: count, endOfData: false)
   }
 
-  func sessionWriteData(stream: Int32, length: Int, into buffer: inout ByteBuffer) {
+  func sessionWriteData(stream: Int32, source: UnsafeMutableRawPointer?, length: Int, into buffer: inout ByteBuffer) {
     guard var body = bodies[stream] else { return }
     buffer.writeBytes(body.bytes[body.offset..<body.offset + length])
     body.offset += length

@@ -366,6 +366,12 @@ extension CheckoutStep: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -409,6 +415,12 @@ extension CheckoutRecord: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {
@@ -477,6 +489,12 @@ extension StartCheckoutRequest: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -518,6 +536,12 @@ extension GetCheckoutRequest: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -553,6 +577,12 @@ extension WatchTransactionsRequest: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -586,6 +616,12 @@ extension TransactionEvent: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {

@@ -234,6 +234,12 @@ extension Payment: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -285,6 +291,12 @@ extension AuthorizeRequest: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -326,6 +338,12 @@ extension CaptureRequest: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -365,6 +383,12 @@ extension VoidRequest: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -400,6 +424,12 @@ extension RefundRequest: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {
@@ -439,6 +469,12 @@ extension GetPaymentRequest: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {

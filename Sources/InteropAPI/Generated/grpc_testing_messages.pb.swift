@@ -427,6 +427,12 @@ extension Grpc_Testing_BoolValue: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -460,6 +466,12 @@ extension Grpc_Testing_Payload: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {
@@ -499,6 +511,12 @@ extension Grpc_Testing_EchoStatus: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -534,6 +552,12 @@ extension Grpc_Testing_SimpleRequest: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {
@@ -591,6 +615,12 @@ extension Grpc_Testing_SimpleResponse: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -636,6 +666,12 @@ extension Grpc_Testing_StreamingInputCallRequest: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -673,6 +709,12 @@ extension Grpc_Testing_StreamingInputCallResponse: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -706,6 +748,12 @@ extension Grpc_Testing_ResponseParameters: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {
@@ -745,6 +793,12 @@ extension Grpc_Testing_StreamingOutputCallRequest: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {
@@ -797,6 +851,12 @@ extension Grpc_Testing_StreamingOutputCallResponse: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -832,6 +892,12 @@ extension Grpc_Testing_ReconnectParams: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -865,6 +931,12 @@ extension Grpc_Testing_ReconnectInfo: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {
@@ -906,6 +978,12 @@ extension Grpc_Testing_TestOrcaReport: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {

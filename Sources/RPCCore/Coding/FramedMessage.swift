@@ -9,14 +9,10 @@ public struct FramedMessage: Sendable, Hashable {
   /// The size of the prefix.
   public static var prefixLength: Int { 5 }
 
-  /// Frames `message`, encoding it straight after the prefix.
+  /// Frames `message`.
   @inlinable
   public init(_ message: some RPCMessage) {
-    var bytes = [UInt8]()
-    bytes.reserveCapacity(64)
-    bytes.append(contentsOf: repeatElement(0, count: Self.prefixLength))
-    message.serialize(into: &bytes)
-    self.init(prefixReserved: bytes)
+    self.bytes = message.framedBytes()
   }
 
   /// Frames an already encoded payload.
@@ -29,12 +25,18 @@ public struct FramedMessage: Sendable, Hashable {
   @usableFromInline
   init(prefixReserved bytes: [UInt8]) {
     var bytes = bytes
-    let length = UInt32(truncatingIfNeeded: bytes.count - Self.prefixLength)
+    Self.writePrefix(into: &bytes)
+    self.bytes = bytes
+  }
+
+  /// Fills the first five bytes of `bytes`: flag 0, and the length of what follows.
+  public static func writePrefix(into bytes: inout [UInt8]) {
+    let length = UInt32(truncatingIfNeeded: bytes.count - prefixLength)
+    bytes[0] = 0
     bytes[1] = UInt8(truncatingIfNeeded: length >> 24)
     bytes[2] = UInt8(truncatingIfNeeded: length >> 16)
     bytes[3] = UInt8(truncatingIfNeeded: length >> 8)
     bytes[4] = UInt8(truncatingIfNeeded: length)
-    self.bytes = bytes
   }
 
   /// The length of the payload.

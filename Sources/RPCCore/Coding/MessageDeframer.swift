@@ -60,39 +60,41 @@ public struct MessageDeframer: Sendable {
     _ chunk: UnsafeRawBufferPointer,
     onMessage: (UnsafeRawBufferPointer) -> Void
   ) throws(Error) {
-    var input = chunk[...]
-    while !input.isEmpty {
+    guard let base = chunk.baseAddress else { return }
+    let end = chunk.count
+    var offset = 0
+    while offset < end {
       if expectedLength < 0 {
         // Fast path: a whole prefix in the input.
-        if prefix.isEmpty, input.count >= 5 {
-          let start = input.startIndex
+        if prefix.isEmpty, end - offset >= 5 {
+          let p = base + offset
           expectedLength = try Self.readPrefix(
-            flag: input[start], b1: input[start + 1], b2: input[start + 2], b3: input[start + 3],
-            b4: input[start + 4], limit: maxMessageLength)
-          input = input.dropFirst(5)
+            flag: p.load(as: UInt8.self), b1: p.load(fromByteOffset: 1, as: UInt8.self),
+            b2: p.load(fromByteOffset: 2, as: UInt8.self), b3: p.load(fromByteOffset: 3, as: UInt8.self),
+            b4: p.load(fromByteOffset: 4, as: UInt8.self), limit: maxMessageLength)
+          offset += 5
         } else {
-          let take = min(5 - prefix.count, input.count)
-          prefix.append(contentsOf: input.prefix(take))
-          input = input.dropFirst(take)
+          let take = min(5 - prefix.count, end - offset)
+          prefix.append(contentsOf: UnsafeRawBufferPointer(start: base + offset, count: take))
+          offset += take
           guard prefix.count == 5 else { return }
           expectedLength = try Self.readPrefix(
-            flag: prefix[0], b1: prefix[1], b2: prefix[2], b3: prefix[3], b4: prefix[4],
-            limit: maxMessageLength)
+            flag: prefix[0], b1: prefix[1], b2: prefix[2], b3: prefix[3], b4: prefix[4], limit: maxMessageLength)
           prefix.removeAll(keepingCapacity: true)
         }
       }
       // Fast path: the whole payload is in the input: no copy.
-      if payload.isEmpty, input.count >= expectedLength {
-        let body = UnsafeRawBufferPointer(rebasing: input.prefix(expectedLength))
-        input = input.dropFirst(expectedLength)
+      if payload.isEmpty, end - offset >= expectedLength {
+        let body = UnsafeRawBufferPointer(start: base + offset, count: expectedLength)
+        offset += expectedLength
         expectedLength = -1
         onMessage(body)
         continue
       }
-      let take = min(expectedLength - payload.count, input.count)
+      let take = min(expectedLength - payload.count, end - offset)
       if payload.isEmpty { payload.reserveCapacity(expectedLength) }
-      payload.append(contentsOf: input.prefix(take))
-      input = input.dropFirst(take)
+      payload.append(contentsOf: UnsafeRawBufferPointer(start: base + offset, count: take))
+      offset += take
       if payload.count == expectedLength {
         expectedLength = -1
         payload.withUnsafeBytes { onMessage($0) }

@@ -366,8 +366,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   func sessionSentEndStream(stream id: Int32) {}
 
-  func sessionReadData(stream id: Int32, maxLength: Int) -> OutboundData {
-    guard let stream = stream(id) else { return .resetStream }
+  func sessionReadData(stream id: Int32, source: UnsafeMutableRawPointer?, maxLength: Int) -> OutboundData {
+    guard let source else { return .resetStream }
+    // The source is the stream object, retained as the stream's user data until it closes.
+    let stream = Unmanaged<HTTP2ClientStream>.fromOpaque(source).takeUnretainedValue()
     let count = min(maxLength, stream.outbound.byteCount)
     if stream.requestEnded, count == stream.outbound.byteCount {
       return .endStream(count: count)
@@ -379,8 +381,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     return .data(count: count, endOfData: false)
   }
 
-  func sessionWriteData(stream id: Int32, length: Int, into buffer: inout ByteBuffer) {
-    guard let stream = stream(id) else { return }
+  func sessionWriteData(stream id: Int32, source: UnsafeMutableRawPointer?, length: Int, into buffer: inout ByteBuffer) {
+    guard let source else { return }
+    let stream = Unmanaged<HTTP2ClientStream>.fromOpaque(source).takeUnretainedValue()
     stream.outbound.write(length, into: &buffer)
     if !stream.sendWaiters.isEmpty, stream.outbound.byteCount <= HTTP2ClientStream.outboundHighWater / 2 {
       let waiters = stream.sendWaiters

@@ -130,9 +130,13 @@ final class HTTP2Session {
 
   /// Sends response (server) HEADERS; with `hasBody` the stream's DATA comes
   /// from the delegate, otherwise the HEADERS frame ends the stream.
-  func submitResponse(stream: Int32, headers: HeaderBlock, hasBody: Bool) throws(HTTP2SessionError) {
+  ///
+  /// - Parameter source: Handed back to the delegate's data callbacks.
+  func submitResponse(
+    stream: Int32, headers: HeaderBlock, hasBody: Bool, source: UnsafeMutableRawPointer? = nil
+  ) throws(HTTP2SessionError) {
     let code = headers.withNVArray { nva, count in
-      cnghttp2_submit_response(session, stream, nva, count, hasBody ? Self.readCallback : nil)
+      cnghttp2_submit_response(session, stream, nva, count, hasBody ? Self.readCallback : nil, source)
     }
     try HTTP2SessionError.check(code)
   }
@@ -250,8 +254,11 @@ extension HTTP2Session {
     Unmanaged<HTTP2Session>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
   }
 
-  fileprivate static let readCallback: cnghttp2_read_callback = { _, streamID, _, length, flags, _, userData in
-    let outbound = HTTP2Session.with(userData) { $0.delegate.sessionReadData(stream: streamID, maxLength: length) }
+  fileprivate static let readCallback: cnghttp2_read_callback = { _, streamID, _, length, flags, source, userData in
+    let object = source?.pointee.ptr
+    let outbound = HTTP2Session.with(userData) {
+      $0.delegate.sessionReadData(stream: streamID, source: object, maxLength: length)
+    }
     switch outbound {
     case .deferred:
       return cnghttp2_ssize(NGHTTP2_ERR_DEFERRED.rawValue)
@@ -280,12 +287,12 @@ extension HTTP2Session {
       return cnghttp2_ssize(length)
     }
 
-    nghttp2_session_callbacks_set_send_data_callback(callbacks) { _, frame, header, length, _, userData in
+    nghttp2_session_callbacks_set_send_data_callback(callbacks) { _, frame, header, length, source, userData in
       HTTP2Session.with(userData) { session in
         let output = session.output!
         output.pointee.writeBytes(UnsafeRawBufferPointer(start: header, count: 9))
         let stream = frame!.pointee.hd.stream_id
-        session.delegate.sessionWriteData(stream: stream, length: length, into: &output.pointee)
+        session.delegate.sessionWriteData(stream: stream, source: source?.pointee.ptr, length: length, into: &output.pointee)
       }
       return 0
     }
@@ -410,9 +417,10 @@ protocol HTTP2SessionDelegate: AnyObject {
   func sessionGoAway(lastStreamID: Int32, errorCode: UInt32)
   func sessionSettingsReceived()
   /// How much DATA the stream has for a frame of at most `maxLength` bytes.
-  func sessionReadData(stream: Int32, maxLength: Int) -> OutboundData
+  /// `source` is what the response or request was submitted with.
+  func sessionReadData(stream: Int32, source: UnsafeMutableRawPointer?, maxLength: Int) -> OutboundData
   /// Copies the next `length` bytes of the stream's DATA into `buffer`.
-  func sessionWriteData(stream: Int32, length: Int, into buffer: inout ByteBuffer)
+  func sessionWriteData(stream: Int32, source: UnsafeMutableRawPointer?, length: Int, into buffer: inout ByteBuffer)
 }
 
 /// An HTTP/2 error code (RFC 9113 section 7), as sent in RST_STREAM and GOAWAY.

@@ -522,7 +522,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     }
     stream.headersSent = true
     do {
-      try session.submitResponse(stream: stream.id, headers: responseHeaders(stream), hasBody: true)
+      try session.submitResponse(
+        stream: stream.id, headers: responseHeaders(stream), hasBody: true, source: Unmanaged.passUnretained(stream).toOpaque())
     } catch {
       session.resetStream(stream.id, errorCode: .internalError)
     }
@@ -651,7 +652,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     if !stream.headersSent {
       stream.headersSent = true
       do {
-        try session.submitResponse(stream: stream.id, headers: responseHeaders(stream), hasBody: true)
+        try session.submitResponse(
+        stream: stream.id, headers: responseHeaders(stream), hasBody: true, source: Unmanaged.passUnretained(stream).toOpaque())
       } catch {
         writer?.resume(throwing: RPCError(code: .internal, message: "cannot send the response headers"))
         return
@@ -714,8 +716,16 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   // MARK: - HTTP2SessionDelegate: response data
 
-  func sessionReadData(stream id: Int32, maxLength: Int) -> OutboundData {
-    guard let stream = stream(id), let session else { return .resetStream }
+  func sessionReadData(stream id: Int32, source: UnsafeMutableRawPointer?, maxLength: Int) -> OutboundData {
+    guard let source, let session else { return .resetStream }
+    // The source is the stream's own pointer, retained by the session until the stream closes.
+    return Unmanaged<ServerStream>.fromOpaque(source)._withUnsafeGuaranteedRef { stream in
+      readData(stream, session: session, maxLength: maxLength)
+    }
+  }
+
+  private func readData(_ stream: ServerStream, session: HTTP2Session, maxLength: Int) -> OutboundData {
+    let id = stream.id
     let count = min(maxLength, stream.outbound.byteCount)
     if count == stream.outbound.byteCount, let trailers = stream.pendingTrailers {
       stream.pendingTrailers = nil
@@ -733,8 +743,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     return .data(count: count, endOfData: false)
   }
 
-  func sessionWriteData(stream id: Int32, length: Int, into buffer: inout ByteBuffer) {
-    guard let stream = stream(id) else { return }
+  func sessionWriteData(stream id: Int32, source: UnsafeMutableRawPointer?, length: Int, into buffer: inout ByteBuffer) {
+    guard let source else { return }
+    let stream = Unmanaged<ServerStream>.fromOpaque(source).takeUnretainedValue()
     stream.outbound.write(length, into: &buffer)
     if !stream.writers.isEmpty, stream.outbound.byteCount <= ServerStream.outboundHighWater / 2 {
       let writers = stream.writers
@@ -798,7 +809,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// The response is complete. If the client is still sending, ask it to stop
   /// without error (RFC 9113 section 8.1): nothing it sends will be read.
   func sessionSentEndStream(stream id: Int32) {
-    guard let session, session.isRemoteOpen(id) else { return }
+    guard let session, let pointer = session.streamUserData(id) else { return }
+    let requestEnded = Unmanaged<ServerStream>.fromOpaque(pointer)._withUnsafeGuaranteedRef { $0.requestEnded }
+    guard !requestEnded, session.isRemoteOpen(id) else { return }
     session.resetStream(id, errorCode: .noError)
   }
 

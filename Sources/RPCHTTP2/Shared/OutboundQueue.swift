@@ -12,6 +12,8 @@ struct OutboundQueue {
   /// which matters: most streams queue one message).
   private var chunks: [[UInt8]] = []
   private var head = 0
+  private var single: [UInt8] = []
+  private var singleOffset = 0
   private var frontOffset = 0
   private var lastIsReplaceable = false
   /// Bytes queued and not yet handed to nghttp2.
@@ -22,6 +24,21 @@ struct OutboundQueue {
   /// Queues `bytes`; a `replaceable` message replaces the last one if that one
   /// is replaceable too and not started.
   mutating func append(_ bytes: [UInt8], replaceable: Bool = false) {
+    // The common case, one message on an empty queue: kept in `single`, so
+    // that a unary answer allocates no array of chunks.
+    if byteCount == 0, chunks.isEmpty, !replaceable {
+      single = bytes
+      singleOffset = 0
+      byteCount = bytes.count
+      return
+    }
+    if !single.isEmpty {
+      // Move the partly sent single message into the chunk list first.
+      chunks.append(single)
+      frontOffset = singleOffset
+      single = []
+      singleOffset = 0
+    }
     if replaceable, lastIsReplaceable, head < chunks.count, !(chunks.count - head == 1 && frontOffset > 0) {
       byteCount += bytes.count - chunks[chunks.count - 1].count
       chunks[chunks.count - 1] = bytes
@@ -37,6 +54,18 @@ struct OutboundQueue {
   mutating func write(_ length: Int, into buffer: inout ByteBuffer) {
     var remaining = min(length, byteCount)
     byteCount -= remaining
+    if !single.isEmpty {
+      let take = remaining
+      single.withUnsafeBytes { raw in
+        _ = buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[singleOffset..<singleOffset + take]))
+      }
+      singleOffset += take
+      if singleOffset == single.count {
+        single = []
+        singleOffset = 0
+      }
+      return
+    }
     while remaining > 0, head < chunks.count {
       let available = chunks[head].count - frontOffset
       let take = min(available, remaining)
@@ -64,6 +93,8 @@ struct OutboundQueue {
 
   /// Drops everything queued.
   mutating func removeAll() {
+    single = []
+    singleOffset = 0
     chunks.removeAll()
     head = 0
     frontOffset = 0

@@ -140,6 +140,12 @@ extension Google_Protobuf_Timestamp: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }

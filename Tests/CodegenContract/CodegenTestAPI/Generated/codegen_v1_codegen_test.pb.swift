@@ -336,6 +336,12 @@ extension Codegen_V1_Leaf: ProtoCMessageConvertible {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
   }
 
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
   public var serializedSize: Int {
     var size = 0
     ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
@@ -371,6 +377,12 @@ extension Codegen_V1_Scalars: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {
@@ -436,6 +448,12 @@ extension Codegen_V1_Everything: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {
@@ -723,6 +741,12 @@ extension Codegen_V1_Everything.Inner: ProtoCMessageConvertible {
 
   public func serialize(into buffer: inout [UInt8]) {
     ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
   }
 
   public var serializedSize: Int {
