@@ -4,7 +4,7 @@ SWIFT ?= swift
 PYTEST ?= python3 -m pytest
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: deps test-deps build build-tests generate check-generated unit integration test run clean
+.PHONY: deps test-deps build build-tests generate check-generated unit integration test run bench microbench clean
 
 ## Installs what building needs (apt packages, the Python protobuf package).
 deps:
@@ -52,6 +52,15 @@ test: test-deps check-generated unit integration
 run: deps
 	$(SWIFT) build -c release --product flashsale
 	.build/release/flashsale serve --grpc-port 50051 --metrics-port 9464
+
+## The RPC runtime side by side with the reference peers (../shared/peers), see bench/rpc-compare.sh.
+bench: test-deps
+	bench/rpc-compare.sh
+
+## Where a call's instructions go: the in-process microbenchmark (add valgrind for counts).
+microbench: deps
+	$(SWIFT) build -c release --product RPCMicrobench
+	.build/release/RPCMicrobench 32 5
 
 clean:
 	rm -rf .build
