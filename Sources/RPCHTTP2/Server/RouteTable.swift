@@ -9,11 +9,14 @@ final class RouteTable: Sendable {
     let route: MethodRoute
     let path: [UInt8]
     let metrics: MethodMetrics
+    /// Position in the table, for per-connection metric batches.
+    let index: Int
 
-    init(route: MethodRoute) {
+    init(route: MethodRoute, index: Int) {
       self.route = route
       self.path = Array(route.descriptor.path.utf8)
       self.metrics = MethodMetrics(route.descriptor)
+      self.index = index
     }
   }
 
@@ -32,7 +35,7 @@ final class RouteTable: Sendable {
       if unique[route.descriptor.path] == nil { order.append(route.descriptor.path) }
       unique[route.descriptor.path] = route
     }
-    let entries = order.map { Entry(route: unique[$0]!) }
+    let entries = order.enumerated().map { Entry(route: unique[$1]!, index: $0) }
     var size = 8
     while size < entries.count * 2 { size *= 2 }
     var buckets = [Int](repeating: -1, count: size)
@@ -46,6 +49,9 @@ final class RouteTable: Sendable {
     self.mask = size - 1
     self.serviceNames = Set(entries.map(\.route.descriptor.service))
   }
+
+  /// The entry at `index`.
+  func entry(at index: Int) -> Entry { entries[index] }
 
   /// The entry whose path equals `path`.
   func lookup(_ path: UnsafeRawBufferPointer) -> Entry? {
@@ -65,6 +71,9 @@ final class RouteTable: Sendable {
 
   /// Every method served.
   var descriptors: [MethodDescriptor] { entries.map(\.route.descriptor) }
+
+  /// The number of methods.
+  var count: Int { entries.count }
 
   /// FNV-1a over the bytes.
   private static func hash(_ bytes: UnsafeRawBufferPointer) -> Int {
@@ -104,13 +113,82 @@ final class MethodMetrics: Sendable {
     latency = Timer(label: "grpc_server_handling_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
   }
 
-  func recordStart() {
-    started.increment()
+  func recordStarts(_ count: Int) {
+    started.increment(by: Int64(count))
   }
 
-  func recordEnd(code: StatusCode, nanoseconds: Int64) {
-    if (0...16).contains(code.rawValue) { handled[code.rawValue].increment() } else { otherCode.increment() }
+  func recordEnds(code: Int, count: Int) {
+    if (0...16).contains(code) { handled[code].increment(by: Int64(count)) } else { otherCode.increment(by: Int64(count)) }
+  }
+
+  func recordLatency(nanoseconds: Int64) {
     latency.recordNanoseconds(nanoseconds)
+  }
+}
+
+/// A connection's metric updates, published once per batch of I/O instead of
+/// once per call: counters and gauges shared by every event loop would
+/// otherwise bounce between cores on each call. Values stay exact; they are
+/// visible at the end of the batch that produced them. Latencies are recorded
+/// one by one (a histogram has no batch API in swift-metrics), but back to back
+/// at the end of the batch, so the histogram's lock stays on one core.
+struct MetricsBatch {
+  private var latencies: [(index: Int, nanoseconds: Int64)] = []
+  private var starts: [Int] = []
+  /// Per method, per status code (0...16, 17 for others).
+  private var ends: [Int] = []
+  private var touched: [Int] = []
+  private var streamDelta = 0
+
+  mutating func started(_ entry: RouteTable.Entry, methods: Int) {
+    prepare(methods)
+    if starts[entry.index] == 0, !touched.contains(entry.index) { touched.append(entry.index) }
+    starts[entry.index] += 1
+  }
+
+  mutating func ended(_ entry: RouteTable.Entry, code: StatusCode, nanoseconds: Int64, methods: Int) {
+    prepare(methods)
+    let slot = (0...16).contains(code.rawValue) ? code.rawValue : 17
+    if !touched.contains(entry.index) { touched.append(entry.index) }
+    ends[entry.index * 18 + slot] += 1
+    latencies.append((entry.index, nanoseconds))
+  }
+
+  mutating func streamOpened() { streamDelta += 1 }
+  mutating func streamClosed() { streamDelta -= 1 }
+
+  /// Publishes what accumulated.
+  mutating func flush(routes: RouteTable, server: ServerMetrics) {
+    if streamDelta > 0 {
+      server.inflightStreams.increment(by: Double(streamDelta))
+    } else if streamDelta < 0 {
+      server.inflightStreams.decrement(by: Double(-streamDelta))
+    }
+    streamDelta = 0
+    for sample in latencies {
+      routes.entry(at: sample.index).metrics.recordLatency(nanoseconds: sample.nanoseconds)
+    }
+    latencies.removeAll(keepingCapacity: true)
+    guard !touched.isEmpty else { return }
+    for index in touched {
+      let metrics = routes.entry(at: index).metrics
+      if starts[index] > 0 {
+        metrics.recordStarts(starts[index])
+        starts[index] = 0
+      }
+      for code in 0..<18 where ends[index * 18 + code] > 0 {
+        metrics.recordEnds(code: code, count: ends[index * 18 + code])
+        ends[index * 18 + code] = 0
+      }
+    }
+    touched.removeAll(keepingCapacity: true)
+  }
+
+  private mutating func prepare(_ methods: Int) {
+    if starts.count < methods {
+      starts = [Int](repeating: 0, count: methods)
+      ends = [Int](repeating: 0, count: methods * 18)
+    }
   }
 }
 

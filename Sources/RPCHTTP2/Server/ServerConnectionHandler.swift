@@ -26,6 +26,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Streams with a handler or a response in progress.
   private var openStreams: [ServerStream] = []
+  private var metricsBatch = MetricsBatch()
   /// The stream whose request headers are arriving (saves a lookup and a
   /// retain per header; the session owns the stream meanwhile).
   private var headerStream: Unmanaged<ServerStream>?
@@ -164,6 +165,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Writes what nghttp2 has to send, now.
   private func flush() {
+    // Calls finished and streams closed during this send are published with it.
+    defer { metricsBatch.flush(routes: routes, server: metrics) }
     guard let session, let context, context.channel.isActive else { return }
     guard context.channel.isWritable, session.wantsWrite else {
       closeIfDone()
@@ -205,7 +208,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     headerStreamID = id
     stream.index = openStreams.count
     openStreams.append(stream)
-    metrics.inflightStreams.increment()
+    metricsBatch.streamOpened()
     pingStrikes = 0
   }
 
@@ -303,7 +306,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       last.index = stream.index
     }
     stream.index = -1
-    metrics.inflightStreams.decrement()
+    metricsBatch.streamClosed()
     if shutdown == .draining { scheduleFlush() }
   }
 
@@ -326,7 +329,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     }
     stream.entry = entry
     stream.startNanos = Self.nowNanos()
-    entry.metrics.recordStart()
+    metricsBatch.started(entry, methods: routes.count)
     let descriptor = entry.route.descriptor
 
     let caller: CallerIdentity?
@@ -610,7 +613,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     stream.deadlineTimer = nil
     if let entry = stream.entry {
       let elapsed = Self.nowNanos() &- stream.startNanos
-      entry.metrics.recordEnd(code: code, nanoseconds: Int64(truncatingIfNeeded: elapsed))
+      metricsBatch.ended(entry, code: code, nanoseconds: Int64(truncatingIfNeeded: elapsed), methods: routes.count)
     }
   }
 
@@ -860,6 +863,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       }
       remove(stream)
     }
+    metricsBatch.flush(routes: routes, server: metrics)
     if session != nil {
       metrics.connections.decrement()
       onClose(ObjectIdentifier(self))
