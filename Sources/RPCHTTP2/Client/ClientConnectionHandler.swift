@@ -29,9 +29,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private var context: ChannelHandlerContext?
   private var streams: [HTTP2ClientStream] = []
   private var goAwayReceived = false
-  private var inReadBatch = false
-  private var flushScheduled = false
-  private var readPending = false
+  private var io = ConnectionIO()
   private var keepaliveTimer: Scheduled<Void>?
   private var pingTimeout: Scheduled<Void>?
   private var lastReadNanos: UInt64 = 0
@@ -90,13 +88,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    let buffer = unwrapInboundIn(data)
     guard let session else { return }
-    inReadBatch = true
     lastReadNanos = ServerConnectionHandler.nowNanos()
-    do {
-      try buffer.withUnsafeReadableBytes { bytes throws(HTTP2SessionError) in try session.receive(bytes) }
-    } catch {
+    if let error = io.receive(unwrapInboundIn(data), into: session) {
       logger.debug("closing connection after a protocol error", metadata: ["error": "\(error)"])
       flush()
       context.close(promise: nil)
@@ -104,26 +98,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
-    inReadBatch = false
+    io.readComplete()
     flush()
     context.fireChannelReadComplete()
   }
 
   func read(context: ChannelHandlerContext) {
-    if context.channel.isWritable {
-      context.read()
-    } else {
-      readPending = true
-    }
+    io.read(context)
   }
 
   func channelWritabilityChanged(context: ChannelHandlerContext) {
     if context.channel.isWritable {
       flush()
-      if readPending {
-        readPending = false
-        context.read()
-      }
+      io.writable(context)
     }
     context.fireChannelWritabilityChanged()
   }
@@ -136,26 +123,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   // MARK: - Output
 
   private func flush() {
-    guard let session, let context, context.channel.isActive, context.channel.isWritable, session.wantsWrite else {
-      closeIfDrained()
-      return
-    }
-    var buffer = context.channel.allocator.buffer(capacity: 4096)
-    do {
-      try session.send(into: &buffer)
-    } catch {
+    guard let session, let context else { return }
+    guard ConnectionIO.write(session, to: context) else {
       context.close(promise: nil)
       return
     }
-    if buffer.readableBytes > 0 { context.writeAndFlush(wrapOutboundOut(buffer), promise: nil) }
     closeIfDrained()
   }
 
   private func scheduleFlush() {
-    guard !inReadBatch, !flushScheduled, let context else { return }
-    flushScheduled = true
+    guard let context, io.needsScheduledFlush() else { return }
     context.eventLoop.assumeIsolated().execute {
-      self.flushScheduled = false
+      self.io.flushRan()
       self.flush()
     }
   }

@@ -32,10 +32,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private var headerStream: Unmanaged<ServerStream>?
   private var headerStreamID: Int32 = 0
 
-  // Output batching and back-pressure.
-  private var inReadBatch = false
-  private var flushScheduled = false
-  private var readPending = false
+  private var io = ConnectionIO()
 
   // Keepalive.
   private var lastReadNanos: UInt64 = 0
@@ -108,13 +105,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    let buffer = unwrapInboundIn(data)
     guard let session else { return }
-    inReadBatch = true
     lastReadNanos = Self.nowNanos()
-    do {
-      try buffer.withUnsafeReadableBytes { bytes throws(HTTP2SessionError) in try session.receive(bytes) }
-    } catch {
+    if let error = io.receive(unwrapInboundIn(data), into: session) {
       logger.debug("closing connection after a protocol error", metadata: ["peer": "\(peer)", "error": "\(error)"])
       flush()
       context.close(promise: nil)
@@ -122,28 +115,19 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
-    inReadBatch = false
+    io.readComplete()
     flush()
     context.fireChannelReadComplete()
   }
 
   func read(context: ChannelHandlerContext) {
-    // Socket back-pressure: while the peer does not read what we write, stop
-    // reading what it sends.
-    if context.channel.isWritable {
-      context.read()
-    } else {
-      readPending = true
-    }
+    io.read(context)
   }
 
   func channelWritabilityChanged(context: ChannelHandlerContext) {
     if context.channel.isWritable {
       flush()
-      if readPending {
-        readPending = false
-        context.read()
-      }
+      io.writable(context)
     }
     context.fireChannelWritabilityChanged()
   }
@@ -167,21 +151,11 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private func flush() {
     // Calls finished and streams closed during this send are published with it.
     defer { metricsBatch.flush(routes: routes, server: metrics) }
-    guard let session, let context, context.channel.isActive else { return }
-    guard context.channel.isWritable, session.wantsWrite else {
-      closeIfDone()
-      return
-    }
-    var buffer = context.channel.allocator.buffer(capacity: 4096)
-    do {
-      try session.send(into: &buffer)
-    } catch {
-      logger.debug("nghttp2 send failed", metadata: ["error": "\(error)"])
+    guard let session, let context else { return }
+    guard ConnectionIO.write(session, to: context) else {
+      logger.debug("nghttp2 send failed; closing", metadata: ["peer": "\(peer)"])
       context.close(promise: nil)
       return
-    }
-    if buffer.readableBytes > 0 {
-      context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
     closeIfDone()
   }
@@ -189,10 +163,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// Flushes once after the current batch of work on the event loop: many
   /// completions from handler tasks share one write.
   private func scheduleFlush() {
-    guard !inReadBatch, !flushScheduled, let context else { return }
-    flushScheduled = true
+    guard let context, io.needsScheduledFlush() else { return }
     context.eventLoop.assumeIsolated().execute {
-      self.flushScheduled = false
+      self.io.flushRan()
       self.flush()
     }
   }
