@@ -13,6 +13,7 @@
 //   RPCHTTP2                    gRPC over HTTP/2: nghttp2 sessions on SwiftNIO channels
 //   FlashSaleServer             the platform's services, health, metrics, server wiring
 //   InteropService              the interop TestService and the interop test cases
+//   CommandLineSupport          what the command line tools share (JSON log lines, unbuffered output)
 //   flashsale, flashsale-interop  command line tools
 import PackageDescription
 
@@ -91,10 +92,14 @@ let package = Package(
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ],
       swiftSettings: swiftSettings),
+    .target(
+      name: "CommandLineSupport",
+      dependencies: [.product(name: "Logging", package: "swift-log")],
+      swiftSettings: swiftSettings),
     .executableTarget(
       name: "FlashSaleCLI",
       dependencies: [
-        "FlashSaleServer", "RPCHTTP2", "RPCCore",
+        "FlashSaleServer", "RPCHTTP2", "RPCCore", "CommandLineSupport",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -121,7 +126,7 @@ let package = Package(
     .executableTarget(
       name: "InteropCLI",
       dependencies: [
-        "InteropService", "RPCHTTP2",
+        "InteropService", "RPCHTTP2", "CommandLineSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import FlashSaleServer
 import Logging
 import Metrics

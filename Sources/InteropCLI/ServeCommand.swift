@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import InteropService
 import Logging
 import RPCHTTP2

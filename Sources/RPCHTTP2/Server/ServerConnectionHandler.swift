@@ -149,7 +149,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Writes what nghttp2 has to send, now.
   private func flush() {
-    // Calls finished and streams closed during this send are published with it.
+    // Calls finished so far are published before their responses leave, so a
+    // client that has its answer also sees it counted; streams that close
+    // during the send are published right after it.
+    metricsBatch.flush(routes: routes, server: metrics)
     defer { metricsBatch.flush(routes: routes, server: metrics) }
     guard let session, let context else { return }
     guard ConnectionIO.write(session, to: context) else {

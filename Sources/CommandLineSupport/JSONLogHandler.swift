@@ -1,4 +1,4 @@
-import Logging
+public import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -8,17 +8,22 @@ import Darwin
 
 /// Logs one JSON object per line to standard error:
 /// `{"ts":"…","level":"info","logger":"…","msg":"…","key":"value",…}`.
-struct JSONLogHandler: LogHandler {
-  let label: String
-  var logLevel: Logger.Level = .info
-  var metadata: Logger.Metadata = [:]
+public struct JSONLogHandler: LogHandler {
+  public let label: String
+  public var logLevel: Logger.Level = .info
+  public var metadata: Logger.Metadata = [:]
 
-  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+  /// A handler for the logger named `label`.
+  public init(label: String) {
+    self.label = label
+  }
+
+  public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
     get { metadata[key] }
     set { metadata[key] = newValue }
   }
 
-  func log(event: LogEvent) {
+  public func log(event: LogEvent) {
     var fields: [(String, String)] = [
       ("ts", Self.timestamp()), ("level", "\(event.level)"), ("logger", label), ("msg", "\(event.message)"),
     ]

@@ -6,7 +6,7 @@ import Darwin
 
 /// Writes a line to standard output at once (no buffering), so that a parent
 /// process waiting for "listening on …" sees it even when stdout is a pipe.
-func printNow(_ line: String) {
+public func printNow(_ line: String) {
   var bytes = Array((line + "\n").utf8)
   var offset = 0
   while offset < bytes.count {
