@@ -49,6 +49,9 @@ final class HTTP2Session {
     // a slow reader slows its peer down instead of growing our buffers.
     nghttp2_option_set_no_auto_window_update(option, 1)
     nghttp2_option_set_peer_max_concurrent_streams(option, 100)
+    // gRPC uses no stream priorities: closed streams need not be kept in the
+    // RFC 7540 priority tree (and SETTINGS_NO_RFC7540_PRIORITIES below says so).
+    nghttp2_option_set_no_closed_streams(option, 1)
 
     let userData = Unmanaged.passUnretained(self).toOpaque()
     var session: OpaquePointer?
@@ -68,6 +71,8 @@ final class HTTP2Session {
       nghttp2_settings_entry(
         settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
     ]
+    entries.append(
+      nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1))
     if role == .client {
       // A client accepts no server push.
       entries.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
