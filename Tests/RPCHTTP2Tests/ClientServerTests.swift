@@ -124,6 +124,39 @@ struct ClientServerTests {
     }
   }
 
+  @Test("streams whose handlers do not read do not starve other calls on the connection")
+  func stalledStreamsDoNotStarveOthers() async throws {
+    let service = TestDouble()
+    service.state.withLockedValue { $0.readDelay = .seconds(3) }
+    try await Self.withServer(service) { _, port in
+      let client = Self.client([port])
+      defer { client.close() }
+      // Twelve uploads of 1.5 MiB that nobody reads: 12 stream windows of
+      // 1 MiB exceed the 8 MiB connection window if it were held back too.
+      var uploads: [Task<Void, any Error>] = []
+      for _ in 0..<12 {
+        uploads.append(
+          Task {
+            _ = try await Client(channel: client).streamingInputCall(options: CallOptions(timeout: .seconds(20))) {
+              writer in
+              for _ in 0..<24 {
+                try await writer.write(
+                  Grpc_Testing_StreamingInputCallRequest(
+                    payload: Grpc_Testing_Payload(body: [UInt8](repeating: 1, count: 64 * 1024))))
+              }
+            }
+          })
+      }
+      try await Task.sleep(for: .milliseconds(500))
+      // A unary call on the same connection still gets through at once.
+      let response = try await Client(channel: client).unaryCall(
+        Grpc_Testing_SimpleRequest(responseSize: 1, payload: Grpc_Testing_Payload(body: [UInt8](repeating: 2, count: 100_000))),
+        options: CallOptions(timeout: .seconds(2)))
+      #expect(response.payload?.body.count == 1)
+      for upload in uploads { try await upload.value }
+    }
+  }
+
   @Test("a slow reader of latest values gets the newest one, not a backlog")
   func latestValue() async throws {
     let service = TestDouble()

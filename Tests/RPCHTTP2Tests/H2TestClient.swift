@@ -135,7 +135,6 @@ final class H2TestClient: HTTP2SessionDelegate {
     goAway = (lastStreamID, errorCode)
   }
 
-  func sessionSettingsReceived() {}
 
   func sessionReadData(stream: Int32, source: UnsafeMutableRawPointer?, maxLength: Int) -> OutboundData {
     guard let body = bodies[stream] else { return .deferred }

@@ -14,10 +14,11 @@ final class ClientConnection: Sendable {
     case idle
     /// A connection attempt is under way.
     case connecting
-    /// Connected; calls go to `handler` on `channel`'s event loop.
+    /// Connected; calls go to `handler` on `channel`'s event loop. After a
+    /// GOAWAY the slot goes back to `idle` at once: the old connection drains
+    /// on its own (its calls finish, then it closes) while the next call dials
+    /// a new one.
     case ready(channel: any Channel, handler: NIOLoopBound<ClientConnectionHandler>)
-    /// The server sent GOAWAY: in-flight calls finish, new ones go elsewhere.
-    case draining
     /// The last attempt failed; the next one starts at `retryAt`.
     case backoff(retryAt: NIODeadline, error: String)
     /// The client was closed.
@@ -33,7 +34,6 @@ final class ClientConnection: Sendable {
   private struct Locked {
     var state = State.idle
     var failures = 0
-    var active = 0
   }
   private let locked = NIOLockedValueBox(Locked())
 
@@ -49,9 +49,6 @@ final class ClientConnection: Sendable {
   }
 
   var state: State { locked.withLockedValue { $0.state } }
-
-  /// Calls started on this slot and not yet finished starting (a load hint).
-  var load: Int { locked.withLockedValue { $0.active } }
 
   /// Starts connecting if the slot is idle, or in backoff that has expired.
   func connectIfNeeded() {
@@ -140,16 +137,9 @@ final class ClientConnection: Sendable {
   /// A connection event from the handler.
   private func handle(_ event: ClientConnectionHandler.Event, channel: ObjectIdentifier) {
     locked.withLockedValue { locked in
-      guard case .ready(let current, _) = locked.state, ObjectIdentifier(current) == channel else {
-        if case .draining = locked.state, case .closed = event { locked.state = .idle }
-        return
-      }
-      switch event {
-      case .goAway:
-        locked.state = .draining
-      case .closed:
-        locked.state = .idle
-      }
+      // Events of a connection the slot already left (a draining one) change nothing.
+      guard case .ready(let current, _) = locked.state, ObjectIdentifier(current) == channel else { return }
+      locked.state = .idle
     }
     onChange()
   }
@@ -166,8 +156,6 @@ final class ClientConnection: Sendable {
       error.transportFailure = .refusedBeforeProcessing
       throw error
     }
-    locked.withLockedValue { $0.active += 1 }
-    defer { locked.withLockedValue { $0.active -= 1 } }
     let maxLength = configuration.maxReceiveMessageLength
     let result: Result<HTTP2ClientStream, RPCError> = await withCheckedContinuation { continuation in
       channel.eventLoop.execute {

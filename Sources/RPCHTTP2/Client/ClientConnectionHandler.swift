@@ -15,7 +15,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// What the connection reports to its owner.
   enum Event {
     /// The peer sent GOAWAY: no new calls on this connection.
-    case goAway(errorCode: UInt32, debug: String)
+    case goAway
     /// The connection closed.
     case closed
   }
@@ -29,6 +29,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private var context: ChannelHandlerContext?
   private var streams: [HTTP2ClientStream] = []
   private var goAwayReceived = false
+  private var closing = false
   private var io = ConnectionIO()
   private var keepaliveTimer: Scheduled<Void>?
   private var pingTimeout: Scheduled<Void>?
@@ -43,9 +44,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     self.logger = logger
     self.onEvent = onEvent
   }
-
-  /// Calls in flight on this connection.
-  var activeStreams: Int { streams.count }
 
   /// Whether new calls may start here.
   var acceptsStreams: Bool {
@@ -92,8 +90,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     lastReadNanos = ServerConnectionHandler.nowNanos()
     if let error = io.receive(unwrapInboundIn(data), into: session) {
       logger.debug("closing connection after a protocol error", metadata: ["error": "\(error)"])
-      flush()
-      context.close(promise: nil)
+      flush()  // nghttp2's GOAWAY
+      ConnectionIO.closeAfterPendingWrites(context)
     }
   }
 
@@ -139,11 +137,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     }
   }
 
-  /// After a GOAWAY, the connection closes when its last call ends.
+  /// After a GOAWAY, the connection closes when its last call ends and
+  /// nghttp2 has nothing left to send.
   private func closeIfDrained() {
-    guard goAwayReceived, streams.isEmpty, let context, context.channel.isActive else { return }
-    if let session, session.wantsWrite, context.channel.isWritable { return }
-    context.close(promise: nil)
+    guard goAwayReceived, streams.isEmpty, !closing, let context, context.channel.isActive else { return }
+    if let session, session.wantsWrite { return }
+    closing = true
+    ConnectionIO.closeAfterPendingWrites(context)
   }
 
   // MARK: - Calls (called on the event loop)
@@ -229,7 +229,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// The caller drained its buffered messages: give the window back.
   func reopenWindow(for stream: HTTP2ClientStream) {
     guard stream.unconsumedBytes > 0, stream.id > 0 else { return }
-    session?.consume(stream: stream.id, bytes: stream.unconsumedBytes)
+    session?.consumeStream(stream.id, bytes: stream.unconsumedBytes)
     stream.unconsumedBytes = 0
     scheduleFlush()
   }
@@ -293,11 +293,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       cancel(stream, RPCError(code: error.statusCode, message: error.description))
       return
     }
+    // The connection window comes back at once; the stream's reopens only
+    // while the caller keeps up with what was delivered.
+    session.consumeConnection(bytes: bytes.count)
     stream.unconsumedBytes += bytes.count
-    // Part of a message, or whole ones: the window reopens only while the
-    // caller keeps up with what was delivered.
     if (buffered ?? stream.bufferedBytes) < HTTP2ClientStream.inboundHighWater {
-      session.consume(stream: id, bytes: stream.unconsumedBytes)
+      session.consumeStream(id, bytes: stream.unconsumedBytes)
       stream.unconsumedBytes = 0
     }
   }
@@ -328,7 +329,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       }
       stream.deliverEnd(.failure(error), trailers: [:])
     }
-    if stream.unconsumedBytes > 0 { session.consumeConnection(bytes: stream.unconsumedBytes) }
     removeStream(stream)
   }
 
@@ -380,11 +380,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   func sessionGoAway(lastStreamID: Int32, errorCode: UInt32) {
     goAwayReceived = true
-    onEvent(.goAway(errorCode: errorCode, debug: ""))
+    onEvent(.goAway)
     scheduleFlush()
   }
 
-  func sessionSettingsReceived() {}
 
   // MARK: - Keepalive
 
@@ -415,15 +414,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     pingTimeout = nil
     guard let session else { return }
     for stream in streams {
+      // nghttp2 creates its stream object only when it sends the HEADERS: a
+      // request still queued inside nghttp2 has no user data yet, and reached
+      // no server, so it can be retried anywhere.
+      let sent = session.streamUserData(stream.id) != nil
       if !stream.ended {
         var error = RPCError(code: .unavailable, message: "the connection to \(authority) was lost")
-        error.transportFailure = .connectionLost
+        error.transportFailure = sent ? .connectionLost : .refusedBeforeProcessing
         stream.deliverEnd(.failure(error), trailers: [:])
       }
-      if let pointer = session.streamUserData(stream.id) {
-        session.setStreamUserData(stream.id, nil)
-        Unmanaged<HTTP2ClientStream>.fromOpaque(pointer).release()
-      }
+      if sent { session.setStreamUserData(stream.id, nil) }
+      // Every listed stream holds the one retain taken in start(_:metadata:deadline:).
+      Unmanaged.passUnretained(stream).release()
       stream.index = -1
     }
     streams = []

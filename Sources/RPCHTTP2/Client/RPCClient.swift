@@ -115,19 +115,17 @@ public final class RPCClient: RPCChannel, Sendable {
     }
   }
 
-  /// A ready connection, round robin, preferring those starting fewer calls.
+  /// The next ready connection, round robin.
   private func pickReady() -> ClientConnection? {
     let start = roundRobin.withLockedValue { value -> Int in
       value = value &+ 1
       return value
     }
-    var best: ClientConnection?
     for offset in 0..<connections.count {
       let connection = connections[(start &+ offset) % connections.count]
-      guard case .ready = connection.state else { continue }
-      if best == nil || connection.load < best!.load { best = connection }
+      if case .ready = connection.state { return connection }
     }
-    return best
+    return nil
   }
 
   private func connectionsChanged() {

@@ -8,7 +8,6 @@ struct ResponseHead {
   var grpcStatus: StatusCode?
   var grpcMessage: String?
   var statusDetails: [UInt8]?
-  var retryPushback: String?
   var metadata = Metadata()
 
   mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {

@@ -44,6 +44,17 @@ struct ConnectionIO {
     return true
   }
 
+  /// Closes the channel once everything written so far has reached the
+  /// socket: an empty write queued behind them completes after they do. (A
+  /// plain close would drop writes still queued, such as the last trailers
+  /// or a GOAWAY.)
+  static func closeAfterPendingWrites(_ context: ChannelHandlerContext) {
+    let channel = context.channel
+    context.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+      channel.close(promise: nil)
+    }
+  }
+
   /// Whether a flush must be scheduled now: not inside a read batch (whose end
   /// flushes) and not already scheduled. Call ``flushRan()`` when it runs.
   mutating func needsScheduledFlush() -> Bool {

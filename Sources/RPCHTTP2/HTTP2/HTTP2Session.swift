@@ -94,8 +94,6 @@ final class HTTP2Session {
     session = nil
   }
 
-  var isClosed: Bool { session == nil }
-
   // MARK: - Input and output
 
   /// Processes bytes read from the socket.
@@ -123,13 +121,6 @@ final class HTTP2Session {
 
   /// Whether nghttp2 has frames to send.
   var wantsWrite: Bool { session.map { nghttp2_session_want_write($0) != 0 } ?? false }
-
-  /// Whether the session is still open in either direction; false after both
-  /// sides sent GOAWAY and every stream closed, or after a fatal error.
-  var isAlive: Bool {
-    guard let session else { return false }
-    return nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
-  }
 
   // MARK: - Submitting frames
 
@@ -176,17 +167,24 @@ final class HTTP2Session {
     _ = nghttp2_session_resume_data(session, stream)
   }
 
-  /// Opens the receive windows by `bytes`: the application consumed them.
+  /// Opens the connection's and the stream's receive windows by `bytes`.
   func consume(stream: Int32, bytes: Int) {
     guard bytes > 0, let session else { return }
     _ = nghttp2_session_consume(session, stream, bytes)
   }
 
-  /// Opens the connection's receive window only (for bytes of a stream that
-  /// is already closed).
+  /// Opens the connection's receive window only. Received bytes give the
+  /// connection window back at once, so that one slow stream cannot stall the
+  /// others; the stream's own window waits for its reader (``consumeStream``).
   func consumeConnection(bytes: Int) {
     guard bytes > 0, let session else { return }
     _ = nghttp2_session_consume_connection(session, bytes)
+  }
+
+  /// Opens one stream's receive window only.
+  func consumeStream(_ stream: Int32, bytes: Int) {
+    guard bytes > 0, let session else { return }
+    _ = nghttp2_session_consume_stream(session, stream, bytes)
   }
 
   /// Sends a PING with 8 bytes of opaque data.
@@ -212,17 +210,6 @@ final class HTTP2Session {
       nghttp2_submit_goaway(
         session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode.rawValue, buffer.baseAddress, buffer.count)
     }
-  }
-
-  /// The highest stream id the peer opened that this endpoint processed.
-  var lastProcessedStreamID: Int32 {
-    session.map { nghttp2_session_get_last_proc_stream_id($0) } ?? 0
-  }
-
-  /// How many concurrent streams the peer allows this endpoint to open.
-  var peerMaxConcurrentStreams: Int {
-    guard let session else { return 0 }
-    return Int(nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
   }
 
   /// Whether nghttp2 allows a new request (no GOAWAY received, stream ids left).
@@ -365,8 +352,6 @@ extension HTTP2Session {
     case NGHTTP2_GOAWAY.rawValue:
       let goaway = frame.pointee.goaway
       session.delegate.sessionGoAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code)
-    case NGHTTP2_SETTINGS.rawValue:
-      if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { session.delegate.sessionSettingsReceived() }
     default:
       break
     }
@@ -391,16 +376,14 @@ enum HeadersKind {
   case request
   /// The first HEADERS of a response.
   case response
-  /// Trailers, or any later HEADERS frame.
+  /// Trailers, or any later HEADERS frame (push responses cannot arrive: a
+  /// client announces ENABLE_PUSH 0).
   case trailers
-  /// A pushed request (refused: we disable push).
-  case push
 
   init(_ category: nghttp2_headers_category) {
     switch category {
     case NGHTTP2_HCAT_REQUEST: self = .request
     case NGHTTP2_HCAT_RESPONSE: self = .response
-    case NGHTTP2_HCAT_PUSH_RESPONSE: self = .push
     default: self = .trailers
     }
   }
@@ -420,7 +403,6 @@ protocol HTTP2SessionDelegate: AnyObject {
   func sessionSentEndStream(stream: Int32)
   func sessionPing(ack: Bool)
   func sessionGoAway(lastStreamID: Int32, errorCode: UInt32)
-  func sessionSettingsReceived()
   /// How much DATA the stream has for a frame of at most `maxLength` bytes.
   /// `source` is what the response or request was submitted with.
   func sessionReadData(stream: Int32, source: UnsafeMutableRawPointer?, maxLength: Int) -> OutboundData
@@ -445,10 +427,6 @@ struct HTTP2ErrorCode: RawRepresentable, Hashable, Sendable {
 struct HTTP2SessionError: Error, CustomStringConvertible {
   /// The `nghttp2_error` code (negative).
   let code: Int32
-
-  /// Whether the session cannot continue (nghttp2 splits its codes at
-  /// `NGHTTP2_ERR_FATAL`).
-  var isFatal: Bool { code < NGHTTP2_ERR_FATAL.rawValue }
 
   var description: String {
     "nghttp2: \(String(cString: nghttp2_strerror(code))) (\(code))"

@@ -40,9 +40,10 @@ struct HeaderBlock: Sendable {
   }
 
   /// Adds the custom metadata that may be sent: invalid keys and values are
-  /// left out (see ``Metadata/isValidCustomKey(_:)``).
+  /// left out (see ``Metadata/isValidCustomKey(_:)``), except the one reserved
+  /// key a server sets itself, `grpc-retry-pushback-ms` (gRPC's retry design).
   mutating func add(_ metadata: Metadata) {
-    for entry in metadata where Metadata.isValidCustomKey(entry.key) {
+    for entry in metadata where Metadata.isValidCustomKey(entry.key) || entry.key == "grpc-retry-pushback-ms" {
       if let value = Metadata.wireValue(key: entry.key, value: entry.value) {
         fields.append((.dynamic(entry.key), .dynamic(value)))
         isConstant = false

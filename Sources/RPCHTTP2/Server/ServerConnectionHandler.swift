@@ -47,6 +47,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// Close as soon as what is queued is written, calls or not (after a GOAWAY
   /// for a misbehaving peer).
   private var closeAfterFlush = false
+  /// The close is under way (after the queued writes).
+  private var closing = false
 
   init(
     routes: RouteTable,
@@ -109,8 +111,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     lastReadNanos = Self.nowNanos()
     if let error = io.receive(unwrapInboundIn(data), into: session) {
       logger.debug("closing connection after a protocol error", metadata: ["peer": "\(peer)", "error": "\(error)"])
-      flush()
-      context.close(promise: nil)
+      flush()  // nghttp2's GOAWAY
+      ConnectionIO.closeAfterPendingWrites(context)
     }
   }
 
@@ -230,9 +232,12 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     } catch {
       failure = error
     }
+    // The connection window comes back at once; the stream's waits while its
+    // reader is behind (a slow reader slows its own client, not the others).
+    session.consumeConnection(bytes: bytes.count)
     stream.unconsumedBytes += bytes.count
     if kind.isSingleRequest || stream.inboundBytes < ServerStream.inboundHighWater {
-      session.consume(stream: id, bytes: stream.unconsumedBytes)
+      session.consumeStream(id, bytes: stream.unconsumedBytes)
       stream.unconsumedBytes = 0
     }
     if let failure {
@@ -265,7 +270,6 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
         : RPCError(code: .cancelled, message: "the stream was reset (HTTP/2 error \(errorCode))")
       abandon(stream, reason)
     }
-    if stream.unconsumedBytes > 0 { session.consumeConnection(bytes: stream.unconsumedBytes) }
     remove(stream)
   }
 
@@ -292,8 +296,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// handler of a streaming call or wait for the request of a unary one.
   private func start(_ stream: ServerStream) {
     var head = RequestHead()
-    swap(&head, &stream.head)  // moved, not copied: the stream needs only the timeout from now on
-    stream.timeout = head.timeout
+    swap(&head, &stream.head)  // moved, not copied: the stream keeps only its deadline
     let entry: RouteTable.Entry
     switch head.validate(routes: routes) {
     case .success(let found):
@@ -305,6 +308,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     }
     stream.entry = entry
     stream.startNanos = Self.nowNanos()
+    if let timeout = head.timeout {
+      // The deadline runs from the request headers, as the client's does.
+      stream.deadline = .uptimeNanoseconds(stream.startNanos + UInt64(max(0, timeout.nanosecondsValue)))
+    }
     metricsBatch.started(entry, methods: routes.count)
     let descriptor = entry.route.descriptor
 
@@ -365,6 +372,12 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       return
     }
     guard let entry = stream.entry else { return }
+    if entry.route.descriptor.kind.isSingleRequest, let deadline = stream.deadline, deadline <= .now() {
+      // The request took longer to arrive than the client is willing to wait.
+      // (Streaming calls run their timer from the start.)
+      fail(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"), resetStream: false)
+      return
+    }
     switch entry.route.handler {
     case .unary(let handler):
       guard let payload = stream.requestPayload else {
@@ -457,13 +470,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     NIOLoopBound(stream, eventLoop: context!.eventLoop)
   }
 
+  /// Arms the deadline timer of a call that did not finish inline. (Calls
+  /// answered at once never pay for a timer.)
   private func startDeadline(_ stream: ServerStream) {
-    guard let timeout = stream.timeout, let context else { return }
-    let nanos = timeout.components.seconds.multipliedReportingOverflow(by: 1_000_000_000)
-    let amount: TimeAmount = nanos.overflow ? .hours(24 * 365) : .nanoseconds(nanos.partialValue + timeout.components.attoseconds / 1_000_000_000)
+    guard let deadline = stream.deadline, let context else { return }
     // Strong captures: the timer is cancelled when the call finishes (weak
     // references would give the handler and the stream slower reference counting).
-    stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: amount) {
+    stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
       guard stream.phase != .finished else { return }
       self.abandon(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
       self.finishWithStatus(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
@@ -584,7 +597,6 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private func markFinished(_ stream: ServerStream, code: StatusCode) {
     guard stream.phase != .finished else { return }
     stream.phase = .finished
-    stream.code = code
     stream.deadlineTimer?.cancel()
     stream.deadlineTimer = nil
     if let entry = stream.entry {
@@ -682,7 +694,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       stream.reader = nil
       stream.inboundBytes -= message.count
       if stream.unconsumedBytes > 0, stream.inboundBytes < ServerStream.inboundHighWater {
-        session?.consume(stream: stream.id, bytes: stream.unconsumedBytes)
+        session?.consumeStream(stream.id, bytes: stream.unconsumedBytes)
         stream.unconsumedBytes = 0
         scheduleFlush()
       }
@@ -794,7 +806,6 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     session.resetStream(id, errorCode: .noError)
   }
 
-  func sessionSettingsReceived() {}
 
   // MARK: - Graceful shutdown
 
@@ -815,13 +826,16 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     }
   }
 
-  /// Closes the connection once a drain is complete. Called only after
-  /// `session.send`, never from inside an nghttp2 callback.
+  /// Closes the connection once a drain is complete and nghttp2 has nothing
+  /// left to send. Called only after `session.send`, never from inside an
+  /// nghttp2 callback.
   private func closeIfDone() {
     guard closeAfterFlush || (shutdown == .draining && openStreams.isEmpty) else { return }
-    guard let context, context.channel.isActive else { return }
-    if let session, session.wantsWrite, context.channel.isWritable { return }
-    context.close(promise: nil)
+    guard let context, context.channel.isActive, !closing else { return }
+    // Not writable yet: flush runs again when it is.
+    if let session, session.wantsWrite { return }
+    closing = true
+    ConnectionIO.closeAfterPendingWrites(context)
   }
 
   /// Fails every call still open (the connection is gone).

@@ -25,8 +25,8 @@ final class ServerStream {
   let connection: ServerConnectionHandler
   var phase = Phase.receivingHeaders
   var head = RequestHead()
-  /// The request's `grpc-timeout`, kept once `head` is consumed.
-  var timeout: Duration?
+  /// When the client stops waiting (from its `grpc-timeout`), if it said.
+  var deadline: NIODeadline?
   var entry: RouteTable.Entry?
   var context: ServerContext?
   var startNanos: UInt64 = 0
@@ -44,7 +44,7 @@ final class ServerStream {
   /// Request messages received and not yet read by a streaming handler.
   var inbound = MessageQueue()
   var inboundBytes = 0
-  /// Bytes received but not yet returned to the peer's flow-control window.
+  /// Bytes received but not yet returned to the stream's flow-control window.
   var unconsumedBytes = 0
   var reader: CheckedContinuation<[UInt8]?, any Error>?
   /// Why reading fails from now on (cancellation, a bad message).
@@ -60,7 +60,6 @@ final class ServerStream {
   var dataDeferred = false
   /// Writers waiting for the queue to drain.
   var writers: [CheckedContinuation<Void, any Error>] = []
-  var code = StatusCode.ok
 
   var task: Task<Void, Never>?
   var deadlineTimer: Scheduled<Void>?
