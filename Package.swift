@@ -11,6 +11,8 @@
 //   FlashSaleAPI                the flashsale.v1 contracts: messages, service protocols, clients
 //   InteropAPI                  grpc.testing, the gRPC interop contract
 //   RPCHTTP2                    gRPC over HTTP/2: nghttp2 sessions on SwiftNIO channels
+//   FlashSaleDomain             the sale core: sales, bookings as fenced leases, the store contract
+//   FlashSaleTestSupport        an in-memory store and a manual clock, for tests
 //   FlashSaleServer             the platform's services, health, metrics, server wiring
 //   InteropService              the interop TestService and the interop test cases
 //   CommandLineSupport          what the command line tools share (JSON log lines, unbuffered output)
@@ -119,6 +121,15 @@ let package = Package(
         .product(name: "Prometheus", package: "swift-prometheus"),
       ],
       swiftSettings: swiftSettings),
+    // The sale core.
+    .target(
+      name: "FlashSaleDomain",
+      dependencies: [
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: swiftSettings),
+    .target(name: "FlashSaleTestSupport", dependencies: ["FlashSaleDomain"], swiftSettings: swiftSettings),
     .target(
       name: "InteropService",
       dependencies: ["RPCCore", "InteropAPI"],
@@ -153,6 +164,10 @@ let package = Package(
         .product(name: "NIOEmbedded", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
       ],
+      swiftSettings: swiftSettings),
+    .testTarget(
+      name: "FlashSaleDomainTests",
+      dependencies: ["FlashSaleDomain", "FlashSaleTestSupport"],
       swiftSettings: swiftSettings),
     .testTarget(
       name: "ProtoRuntimeTests",

@@ -1,0 +1,65 @@
+/// A point in UTC time, in nanoseconds since the Unix epoch.
+///
+/// Sales start and end at wall-clock times that every instance and the store
+/// must agree on, so the domain uses this plain, sortable, storable value
+/// rather than a monotonic clock.
+public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible {
+  /// Nanoseconds since 1970-01-01T00:00:00Z.
+  public var nanosecondsSinceEpoch: Int64
+
+  public init(nanosecondsSinceEpoch: Int64) {
+    self.nanosecondsSinceEpoch = nanosecondsSinceEpoch
+  }
+
+  /// The time `seconds` (and `nanoseconds`) after the epoch.
+  public init(seconds: Int64, nanoseconds: Int32 = 0) {
+    self.nanosecondsSinceEpoch = seconds &* 1_000_000_000 &+ Int64(nanoseconds)
+  }
+
+  /// Whole seconds since the epoch (rounded down).
+  public var seconds: Int64 {
+    nanosecondsSinceEpoch >= 0
+      ? nanosecondsSinceEpoch / 1_000_000_000 : (nanosecondsSinceEpoch - 999_999_999) / 1_000_000_000
+  }
+
+  /// The nanoseconds past ``seconds``.
+  public var nanoseconds: Int32 { Int32(nanosecondsSinceEpoch - seconds * 1_000_000_000) }
+
+  public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
+    lhs.nanosecondsSinceEpoch < rhs.nanosecondsSinceEpoch
+  }
+
+  public static func + (lhs: Timestamp, rhs: Duration) -> Timestamp {
+    let (s, atto) = rhs.components
+    return Timestamp(nanosecondsSinceEpoch: lhs.nanosecondsSinceEpoch &+ s &* 1_000_000_000 &+ atto / 1_000_000_000)
+  }
+
+  public static func - (lhs: Timestamp, rhs: Timestamp) -> Duration {
+    .nanoseconds(lhs.nanosecondsSinceEpoch &- rhs.nanosecondsSinceEpoch)
+  }
+
+  public var description: String { "\(seconds).\(nanoseconds)s" }
+}
+
+/// Tells the time. Production uses ``SystemClock``; tests inject a clock they move.
+public protocol WallClock: Sendable {
+  /// The current time.
+  func now() -> Timestamp
+}
+
+/// The system's real-time clock.
+public struct SystemClock: WallClock {
+  public init() {}
+
+  public func now() -> Timestamp {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return Timestamp(seconds: Int64(spec.tv_sec), nanoseconds: Int32(spec.tv_nsec))
+  }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,105 @@
+/// One `Book` request, as the claim batcher hands it to the store.
+public struct ClaimRequest: Hashable, Sendable {
+  public var saleID: SaleID
+  public var userID: UserID
+  public var idempotencyKey: String
+  /// The id the booking gets if this request creates one.
+  public var bookingID: BookingID
+
+  public init(saleID: SaleID, userID: UserID, idempotencyKey: String, bookingID: BookingID) {
+    self.saleID = saleID
+    self.userID = userID
+    self.idempotencyKey = idempotencyKey
+    self.bookingID = bookingID
+  }
+}
+
+/// What one claim came to.
+public enum ClaimOutcome: Hashable, Sendable {
+  /// A unit is now held for the user.
+  case held(Booking, unitsLeft: Int64)
+  /// The idempotency key was seen before for this sale and user: the booking
+  /// it made, as it is now. No second unit was taken.
+  case replayed(Booking, unitsLeft: Int64)
+  /// Refused; nothing changed.
+  case refused(DomainError)
+}
+
+/// A mismatch between what the store holds and the sale's invariants.
+public struct AuditFinding: Hashable, Sendable, CustomStringConvertible {
+  /// What is wrong, naming the rows: "unit 17 held by bookings bkg_a and bkg_b".
+  public var message: String
+
+  public init(_ message: String) {
+    self.message = message
+  }
+
+  public var description: String { message }
+}
+
+/// The storage of sales, units and bookings: the design's "inventory queue".
+///
+/// Every operation is one transaction; ``claim(_:now:)`` takes a batch of
+/// requests and commits them together, so that throughput is bounded by
+/// commits rather than by requests. An operation returns only once its
+/// transaction is durable. Business refusals are thrown (or, for claims,
+/// returned) as ``DomainError``; anything else thrown is a storage failure, and
+/// then nothing of that operation was applied.
+public protocol SaleStore: Sendable {
+  /// Creates a sale; with an idempotency key already used, returns the sale it created.
+  func createSale(_ definition: SaleDefinition, id: SaleID, idempotencyKey: String?, now: Timestamp) async throws -> Sale
+
+  /// The sale with `id`, if any.
+  func sale(_ id: SaleID) async throws -> Sale?
+
+  /// Sales, newest first: at most `limit`, created before `cursor` (exclusive) when given.
+  func sales(limit: Int, before cursor: SaleCursor?) async throws -> [Sale]
+
+  /// Pauses or resumes booking.
+  func setPaused(_ id: SaleID, _ paused: Bool, now: Timestamp) async throws -> Sale
+
+  /// Ends a sale before its end time. Holds still run to their deadline.
+  func close(_ id: SaleID, now: Timestamp) async throws -> Sale
+
+  /// Claims one unit per request, in order, in one transaction.
+  func claim(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome]
+
+  /// Turns a hold into a booking, if `token` is the unit's current one and the
+  /// hold's deadline has not passed. Idempotent.
+  func confirm(_ id: BookingID, token: UInt64, now: Timestamp) async throws -> Booking
+
+  /// Releases a hold at once. Idempotent.
+  func cancel(_ id: BookingID, token: UInt64, now: Timestamp) async throws -> Booking
+
+  /// Returns a held or booked unit to stock (an admin, or a checkout
+  /// compensation), recording why. Idempotent. `token`, when given, must be
+  /// the unit's current one.
+  func release(_ id: BookingID, token: UInt64?, reason: String, now: Timestamp) async throws -> Booking
+
+  /// Expires up to `limit` holds whose deadline is at or before `now`; their
+  /// units go back to stock. Returns what it expired.
+  func expireHolds(now: Timestamp, limit: Int) async throws -> [Booking]
+
+  /// The earliest deadline of a hold still running, if any.
+  func nextHoldDeadline() async throws -> Timestamp?
+
+  /// The booking with `id`, if any.
+  func booking(_ id: BookingID) async throws -> Booking?
+
+  /// The sale's unit counts, from the store.
+  func counts(_ saleID: SaleID) async throws -> UnitCounts
+
+  /// Checks the sale's invariants against the stored rows.
+  func audit(_ saleID: SaleID) async throws -> [AuditFinding]
+}
+
+/// Where a page of ``SaleStore/sales(limit:before:)`` starts.
+public struct SaleCursor: Hashable, Sendable {
+  public var createdAt: Timestamp
+  public var id: SaleID
+
+  public init(createdAt: Timestamp, id: SaleID) {
+    self.createdAt = createdAt
+    self.id = id
+  }
+}

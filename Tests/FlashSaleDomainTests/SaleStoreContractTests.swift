@@ -1,0 +1,246 @@
+import FlashSaleDomain
+import FlashSaleTestSupport
+import Testing
+
+/// The behaviour every ``SaleStore`` must have, checked through the protocol
+/// only. The in-memory store runs it here; the SQL stores run the same cases.
+@Suite("Sale store contract")
+struct SaleStoreContractTests {
+  static let stores: [String] = ["memory"]
+
+  static func makeStore(_ kind: String) -> any SaleStore {
+    InMemorySaleStore()
+  }
+
+  let clock = ManualClock()
+
+  func definition(quantity: Int64 = 3, perUserLimit: Int32 = 1, startsIn: Duration = .zero) -> SaleDefinition {
+    let now = clock.now()
+    return SaleDefinition(
+      itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 129_900), quantity: quantity,
+      startsAt: now + startsIn, endsAt: now + startsIn + .seconds(3600), perUserLimit: perUserLimit,
+      holdDuration: .seconds(300))
+  }
+
+  func makeSale(_ store: any SaleStore, _ definition: SaleDefinition) async throws -> Sale {
+    try await store.createSale(
+      definition, id: SaleID(IdentifierFactory.make(prefix: "sale")), idempotencyKey: nil, now: clock.now())
+  }
+
+  func claim(_ store: any SaleStore, _ sale: Sale, user: String, key: String? = nil) async throws -> ClaimOutcome {
+    let request = ClaimRequest(
+      saleID: sale.id, userID: UserID(user), idempotencyKey: key ?? IdentifierFactory.make(prefix: "key"),
+      bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
+    return try await store.claim([request], now: clock.now())[0]
+  }
+
+  func held(_ outcome: ClaimOutcome) throws -> (Booking, Int64) {
+    guard case .held(let booking, let left) = outcome else {
+      Issue.record("expected a hold, got \(outcome)")
+      throw DomainError(.invalidArgument, "not held")
+    }
+    return (booking, left)
+  }
+
+  func refusal(_ outcome: ClaimOutcome) -> DomainError.Reason? {
+    if case .refused(let error) = outcome { return error.reason }
+    return nil
+  }
+
+  func reason(_ body: () async throws -> Void) async -> DomainError.Reason? {
+    do {
+      try await body()
+      return nil
+    } catch let error as DomainError {
+      return error.reason
+    } catch {
+      Issue.record("unexpected error \(error)")
+      return nil
+    }
+  }
+
+  @Test("claims hold distinct units with growing tokens until sold out for now", arguments: stores)
+  func claims(kind: String) async throws {
+    let store = Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 3))
+    var units = Set<Int64>()
+    var lastToken: UInt64 = 0
+    for (i, user) in ["a", "b", "c"].enumerated() {
+      let (booking, left) = try held(try await claim(store, sale, user: user))
+      #expect(booking.status == .hold)
+      #expect(booking.holdExpiresAt == clock.now() + .seconds(300))
+      #expect(booking.fencingToken > lastToken)
+      #expect(left == Int64(2 - i))
+      lastToken = booking.fencingToken
+      units.insert(booking.unit)
+    }
+    #expect(units == [0, 1, 2])
+    #expect(refusal(try await claim(store, sale, user: "d")) == .soldOutForNow)
+    #expect(try await store.counts(sale.id) == UnitCounts(quantity: 3, available: 0, held: 3, booked: 0))
+  }
+
+  @Test("when every unit is booked, the sale is sold out for good", arguments: stores)
+  func soldOut(kind: String) async throws {
+    let store = Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 1))
+    let (booking, _) = try held(try await claim(store, sale, user: "a"))
+    _ = try await store.confirm(booking.id, token: booking.fencingToken, now: clock.now())
+    #expect(refusal(try await claim(store, sale, user: "b")) == .soldOut)
+  }
+
+  @Test("a user cannot go over the per-user limit", arguments: stores)
+  func limit(kind: String) async throws {
+    let store = Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 10, perUserLimit: 2))
+    _ = try held(try await claim(store, sale, user: "a"))
+    _ = try held(try await claim(store, sale, user: "a"))
+    #expect(refusal(try await claim(store, sale, user: "a")) == .limitReached)
+    _ = try held(try await claim(store, sale, user: "b"))
+  }
+
+  @Test("the same idempotency key returns the same booking, and never a second unit", arguments: stores)
+  func idempotency(kind: String) async throws {
+    let store = Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 5, perUserLimit: 3))
+    let (first, _) = try held(try await claim(store, sale, user: "a", key: "k1"))
+    guard case .replayed(let again, let left) = try await claim(store, sale, user: "a", key: "k1") else {
+      Issue.record("a retry with the same key was not replayed")
+      return
+    }
+    #expect(again == first)
+    #expect(left == 4)
+    #expect(refusal(try await claim(store, sale, user: "b", key: "k1")) == .idempotencyKeyReused)
+    let other = try await makeSale(store, definition(quantity: 5))
+    #expect(refusal(try await claim(store, other, user: "a", key: "k1")) == .idempotencyKeyReused)
+    #expect(try await store.counts(sale.id).held == 1)
+  }
+
+  @Test("booking is refused outside the sale window and while paused", arguments: stores)
+  func windows(kind: String) async throws {
+    let store = Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 5, perUserLimit: 5, startsIn: .seconds(60)))
+    #expect(refusal(try await claim(store, sale, user: "a")) == .saleNotStarted)
+    clock.advance(by: .seconds(60))
+    _ = try held(try await claim(store, sale, user: "a"))
+    _ = try await store.setPaused(sale.id, true, now: clock.now())
+    #expect(refusal(try await claim(store, sale, user: "a")) == .salePaused)
+    _ = try await store.setPaused(sale.id, false, now: clock.now())
+    _ = try held(try await claim(store, sale, user: "a"))
+    _ = try await store.close(sale.id, now: clock.now())
+    #expect(refusal(try await claim(store, sale, user: "a")) == .saleEnded)
+    let late = try await makeSale(store, definition(quantity: 5))
+    clock.advance(by: .seconds(3601))
+    #expect(refusal(try await claim(store, late, user: "a")) == .saleEnded)
+  }
+
+  @Test("confirm before the deadline books; after it, the expiry wins", arguments: stores)
+  func confirmRacingExpiry(kind: String) async throws {
+    let store = Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 2, perUserLimit: 1))
+    let (a, _) = try held(try await claim(store, sale, user: "a"))
+    let (b, _) = try held(try await claim(store, sale, user: "b"))
+    clock.advance(by: .seconds(299))
+    let booked = try await store.confirm(a.id, token: a.fencingToken, now: clock.now())
+    #expect(booked.status == .booked)
+    #expect(try await store.confirm(a.id, token: a.fencingToken, now: clock.now()) == booked)  // idempotent
+    clock.advance(by: .seconds(1))
+    #expect(await reason { _ = try await store.confirm(b.id, token: b.fencingToken, now: clock.now()) } == .holdExpired)
+    #expect(try await store.booking(b.id)?.status == .expired)
+    #expect(try await store.counts(sale.id) == UnitCounts(quantity: 2, available: 1, held: 0, booked: 1))
+  }
+
+  @Test("a stale fencing token is refused, also after the unit went to someone else", arguments: stores)
+  func fencing(kind: String) async throws {
+    let store = Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 1, perUserLimit: 1))
+    let (slow, _) = try held(try await claim(store, sale, user: "slow"))
+    #expect(
+      await reason { _ = try await store.confirm(slow.id, token: slow.fencingToken + 1, now: clock.now()) }
+        == .staleFencingToken)
+    clock.advance(by: .seconds(301))
+    let expired = try await store.expireHolds(now: clock.now(), limit: 100)
+    #expect(expired.map(\.id) == [slow.id])
+    let (fast, _) = try held(try await claim(store, sale, user: "fast"))
+    #expect(fast.unit == slow.unit)
+    #expect(fast.fencingToken > slow.fencingToken)
+    // The slow buyer can neither confirm nor take the unit back from the fast one.
+    #expect(await reason { _ = try await store.confirm(slow.id, token: slow.fencingToken, now: clock.now()) } == .holdExpired)
+    let released = try await store.release(slow.id, token: slow.fencingToken, reason: "compensation", now: clock.now())
+    #expect(released.status == .expired)
+    #expect(try await store.booking(fast.id)?.status == .hold)
+    #expect(try await store.counts(sale.id).held == 1)
+  }
+
+  @Test("cancel releases a hold at once; a booked unit is returned with release", arguments: stores)
+  func cancelAndRelease(kind: String) async throws {
+    let store = Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 1, perUserLimit: 1))
+    let (a, _) = try held(try await claim(store, sale, user: "a"))
+    let cancelled = try await store.cancel(a.id, token: a.fencingToken, now: clock.now())
+    #expect(cancelled.status == .released)
+    #expect(try await store.cancel(a.id, token: a.fencingToken, now: clock.now()).status == .released)  // idempotent
+    let (b, _) = try held(try await claim(store, sale, user: "b"))
+    _ = try await store.confirm(b.id, token: b.fencingToken, now: clock.now())
+    #expect(await reason { _ = try await store.cancel(b.id, token: b.fencingToken, now: clock.now()) } == .bookingConfirmed)
+    let returned = try await store.release(b.id, token: nil, reason: "refund", now: clock.now())
+    #expect(returned.status == .released)
+    #expect(returned.releaseReason == "refund")
+    #expect(try await store.counts(sale.id) == UnitCounts(quantity: 1, available: 1, held: 0, booked: 0))
+    // A user whose hold was released may book again.
+    _ = try held(try await claim(store, sale, user: "a"))
+  }
+
+  @Test("expired holds go back to stock; the next deadline is known", arguments: stores)
+  func expiry(kind: String) async throws {
+    let store = Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 3, perUserLimit: 1))
+    let (a, _) = try held(try await claim(store, sale, user: "a"))
+    clock.advance(by: .seconds(10))
+    let (b, _) = try held(try await claim(store, sale, user: "b"))
+    #expect(try await store.nextHoldDeadline() == a.holdExpiresAt)
+    clock.advance(by: .seconds(295))
+    #expect(try await store.expireHolds(now: clock.now(), limit: 100).map(\.id) == [a.id])
+    #expect(try await store.nextHoldDeadline() == b.holdExpiresAt)
+    #expect(try await store.counts(sale.id) == UnitCounts(quantity: 3, available: 2, held: 1, booked: 0))
+    #expect(try await store.audit(sale.id).isEmpty)
+  }
+
+  @Test("the invariant holds through a random mix of operations", arguments: stores)
+  func randomOperations(kind: String) async throws {
+    let store = Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 20, perUserLimit: 2))
+    var rng = SeededRandom(seed: 42)
+    var live: [Booking] = []
+    for _ in 0..<600 {
+      switch rng.next() % 5 {
+      case 0, 1:
+        if case .held(let booking, _) = try await claim(store, sale, user: "u\(rng.next() % 15)") { live.append(booking) }
+      case 2 where !live.isEmpty:
+        let booking = live[Int(rng.next() % UInt64(live.count))]
+        _ = try? await store.confirm(booking.id, token: booking.fencingToken, now: clock.now())
+      case 3 where !live.isEmpty:
+        let booking = live.remove(at: Int(rng.next() % UInt64(live.count)))
+        _ = try? await store.cancel(booking.id, token: booking.fencingToken, now: clock.now())
+      default:
+        clock.advance(by: .seconds(Int64(rng.next() % 120)))
+        _ = try await store.expireHolds(now: clock.now(), limit: 1000)
+      }
+      let counts = try await store.counts(sale.id)
+      #expect(counts.isConsistent, "counts \(counts)")
+    }
+    #expect(try await store.audit(sale.id) == [])
+  }
+}
+
+/// A small deterministic generator (SplitMix64), so that random tests repeat.
+struct SeededRandom: RandomNumberGenerator {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+}
