@@ -129,7 +129,7 @@ final class H2TestClient: HTTP2SessionDelegate {
   }
 
   func sessionSentEndStream(stream: Int32) {}
-  func sessionPing(ack: Bool) {}
+  func sessionPing(ack: Bool, payload: UInt64) {}
 
   func sessionGoAway(lastStreamID: Int32, errorCode: UInt32) {
     goAway = (lastStreamID, errorCode)

@@ -371,7 +371,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     }
   }
 
-  func sessionPing(ack: Bool) {
+  func sessionPing(ack: Bool, payload: UInt64) {
     if ack {
       pingTimeout?.cancel()
       pingTimeout = nil

@@ -348,7 +348,8 @@ extension HTTP2Session {
       if endStream { session.delegate.sessionEndStream(stream: hd.stream_id) }
     case NGHTTP2_PING.rawValue:
       let ack = hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0
-      session.delegate.sessionPing(ack: ack)
+      let payload = withUnsafeBytes(of: frame.pointee.ping.opaque_data) { $0.load(as: UInt64.self).bigEndian }
+      session.delegate.sessionPing(ack: ack, payload: payload)
     case NGHTTP2_GOAWAY.rawValue:
       let goaway = frame.pointee.goaway
       session.delegate.sessionGoAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code)
@@ -401,7 +402,8 @@ protocol HTTP2SessionDelegate: AnyObject {
   func sessionStreamClosed(stream: Int32, errorCode: UInt32)
   /// A HEADERS or DATA frame ending this endpoint's side of the stream was sent.
   func sessionSentEndStream(stream: Int32)
-  func sessionPing(ack: Bool)
+  /// A PING, or the ack of ours; `payload` is its 8 opaque bytes.
+  func sessionPing(ack: Bool, payload: UInt64)
   func sessionGoAway(lastStreamID: Int32, errorCode: UInt32)
   /// How much DATA the stream has for a frame of at most `maxLength` bytes.
   /// `source` is what the response or request was submitted with.

@@ -747,10 +747,14 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   // MARK: - Keepalive
 
-  func sessionPing(ack: Bool) {
+  func sessionPing(ack: Bool, payload: UInt64) {
     if ack {
-      pingTimeout?.cancel()
-      pingTimeout = nil
+      if payload == Self.shutdownPingPayload {
+        finishGracefulShutdown()
+      } else {
+        pingTimeout?.cancel()
+        pingTimeout = nil
+      }
       return
     }
     // A client PING (nghttp2 answers it). Enforce the minimum interval.
@@ -816,15 +820,28 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     guard shutdown == .running, let session, let context else { return }
     shutdown = .notified
     session.shutdownNotice()
-    session.ping(0x676f_6177_6179_2121)  // "goaway!!"
+    session.ping(Self.shutdownPingPayload)
     flush()
-    context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(200)) {
-      guard self.shutdown == .notified else { return }
-      self.shutdown = .draining
-      self.session?.goAway(errorCode: .noError)
+    // Without an ack (a peer that is gone or broken), finish anyway.
+    context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) {
+      self.finishGracefulShutdown()
       self.flush()
     }
   }
+
+  /// The PING sent with the shutdown notice was answered: every stream the
+  /// client opened before it saw the notice has arrived (frames keep their
+  /// order on a connection), so the final GOAWAY can name the last one, and
+  /// no stream is lost between the two.
+  private func finishGracefulShutdown() {
+    guard shutdown == .notified else { return }
+    shutdown = .draining
+    session?.goAway(errorCode: .noError)
+    scheduleFlush()  // may run inside an nghttp2 callback: no send from here
+  }
+
+  /// The payload of the PING that follows the shutdown notice ("goaway!!").
+  private static let shutdownPingPayload: UInt64 = 0x676f_6177_6179_2121
 
   /// Closes the connection once a drain is complete and nghttp2 has nothing
   /// left to send. Called only after `session.send`, never from inside an
