@@ -12,6 +12,8 @@
 //   InteropAPI                  grpc.testing, the gRPC interop contract
 //   RPCHTTP2                    gRPC over HTTP/2: nghttp2 sessions on SwiftNIO channels
 //   FlashSaleDomain             the sale core: sales, bookings as fenced leases, the store contract
+//   CSQLite, SQLiteSupport      libsqlite3, and a thin Swift wrapper around it
+//   SQLiteSaleStore             the embedded store: the sale core's tables in one SQLite file
 //   FlashSaleTestSupport        an in-memory store and a manual clock, for tests
 //   FlashSaleServer             the platform's services, health, metrics, server wiring
 //   InteropService              the interop TestService and the interop test cases
@@ -43,6 +45,7 @@ let package = Package(
     // C libraries.
     .systemLibrary(
       name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+    .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
     .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
     .target(name: "CStandardProtos", dependencies: ["CProtobufC"]),
     .target(name: "CFlashSaleProtos", dependencies: ["CProtobufC", "CStandardProtos"]),
@@ -129,6 +132,9 @@ let package = Package(
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ],
       swiftSettings: swiftSettings),
+    .target(name: "SQLiteSupport", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
+    .target(
+      name: "SQLiteSaleStore", dependencies: ["FlashSaleDomain", "SQLiteSupport"], swiftSettings: swiftSettings),
     .target(name: "FlashSaleTestSupport", dependencies: ["FlashSaleDomain"], swiftSettings: swiftSettings),
     .target(
       name: "InteropService",
@@ -167,7 +173,11 @@ let package = Package(
       swiftSettings: swiftSettings),
     .testTarget(
       name: "FlashSaleDomainTests",
-      dependencies: ["FlashSaleDomain", "FlashSaleTestSupport"],
+      dependencies: ["FlashSaleDomain", "FlashSaleTestSupport", "SQLiteSaleStore"],
+      swiftSettings: swiftSettings),
+    .testTarget(
+      name: "SQLiteSaleStoreTests",
+      dependencies: ["FlashSaleDomain", "FlashSaleTestSupport", "SQLiteSaleStore", "SQLiteSupport"],
       swiftSettings: swiftSettings),
     .testTarget(
       name: "ProtoRuntimeTests",

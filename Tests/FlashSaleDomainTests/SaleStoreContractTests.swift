@@ -1,15 +1,19 @@
 import FlashSaleDomain
 import FlashSaleTestSupport
+import SQLiteSaleStore
 import Testing
 
 /// The behaviour every ``SaleStore`` must have, checked through the protocol
 /// only. The in-memory store runs it here; the SQL stores run the same cases.
 @Suite("Sale store contract")
 struct SaleStoreContractTests {
-  static let stores: [String] = ["memory"]
+  static let stores: [String] = ["memory", "sqlite"]
 
-  static func makeStore(_ kind: String) -> any SaleStore {
-    InMemorySaleStore()
+  static func makeStore(_ kind: String) throws -> any SaleStore {
+    switch kind {
+    case "sqlite": try SQLiteSaleStore(path: TemporaryDirectory.shared.file("contract-\(UInt64.random(in: 0 ... .max)).db"))
+    default: InMemorySaleStore()
+    }
   }
 
   let clock = ManualClock()
@@ -61,7 +65,7 @@ struct SaleStoreContractTests {
 
   @Test("claims hold distinct units with growing tokens until sold out for now", arguments: stores)
   func claims(kind: String) async throws {
-    let store = Self.makeStore(kind)
+    let store = try Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 3))
     var units = Set<Int64>()
     var lastToken: UInt64 = 0
@@ -81,7 +85,7 @@ struct SaleStoreContractTests {
 
   @Test("when every unit is booked, the sale is sold out for good", arguments: stores)
   func soldOut(kind: String) async throws {
-    let store = Self.makeStore(kind)
+    let store = try Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 1))
     let (booking, _) = try held(try await claim(store, sale, user: "a"))
     _ = try await store.confirm(booking.id, token: booking.fencingToken, now: clock.now())
@@ -90,7 +94,7 @@ struct SaleStoreContractTests {
 
   @Test("a user cannot go over the per-user limit", arguments: stores)
   func limit(kind: String) async throws {
-    let store = Self.makeStore(kind)
+    let store = try Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 10, perUserLimit: 2))
     _ = try held(try await claim(store, sale, user: "a"))
     _ = try held(try await claim(store, sale, user: "a"))
@@ -100,7 +104,7 @@ struct SaleStoreContractTests {
 
   @Test("the same idempotency key returns the same booking, and never a second unit", arguments: stores)
   func idempotency(kind: String) async throws {
-    let store = Self.makeStore(kind)
+    let store = try Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 5, perUserLimit: 3))
     let (first, _) = try held(try await claim(store, sale, user: "a", key: "k1"))
     guard case .replayed(let again, let left) = try await claim(store, sale, user: "a", key: "k1") else {
@@ -117,7 +121,7 @@ struct SaleStoreContractTests {
 
   @Test("booking is refused outside the sale window and while paused", arguments: stores)
   func windows(kind: String) async throws {
-    let store = Self.makeStore(kind)
+    let store = try Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 5, perUserLimit: 5, startsIn: .seconds(60)))
     #expect(refusal(try await claim(store, sale, user: "a")) == .saleNotStarted)
     clock.advance(by: .seconds(60))
@@ -135,7 +139,7 @@ struct SaleStoreContractTests {
 
   @Test("confirm before the deadline books; after it, the expiry wins", arguments: stores)
   func confirmRacingExpiry(kind: String) async throws {
-    let store = Self.makeStore(kind)
+    let store = try Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 2, perUserLimit: 1))
     let (a, _) = try held(try await claim(store, sale, user: "a"))
     let (b, _) = try held(try await claim(store, sale, user: "b"))
@@ -151,7 +155,7 @@ struct SaleStoreContractTests {
 
   @Test("a stale fencing token is refused, also after the unit went to someone else", arguments: stores)
   func fencing(kind: String) async throws {
-    let store = Self.makeStore(kind)
+    let store = try Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 1, perUserLimit: 1))
     let (slow, _) = try held(try await claim(store, sale, user: "slow"))
     #expect(
@@ -173,7 +177,7 @@ struct SaleStoreContractTests {
 
   @Test("cancel releases a hold at once; a booked unit is returned with release", arguments: stores)
   func cancelAndRelease(kind: String) async throws {
-    let store = Self.makeStore(kind)
+    let store = try Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 1, perUserLimit: 1))
     let (a, _) = try held(try await claim(store, sale, user: "a"))
     let cancelled = try await store.cancel(a.id, token: a.fencingToken, now: clock.now())
@@ -192,7 +196,7 @@ struct SaleStoreContractTests {
 
   @Test("expired holds go back to stock; the next deadline is known", arguments: stores)
   func expiry(kind: String) async throws {
-    let store = Self.makeStore(kind)
+    let store = try Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 3, perUserLimit: 1))
     let (a, _) = try held(try await claim(store, sale, user: "a"))
     clock.advance(by: .seconds(10))
@@ -207,7 +211,7 @@ struct SaleStoreContractTests {
 
   @Test("the invariant holds through a random mix of operations", arguments: stores)
   func randomOperations(kind: String) async throws {
-    let store = Self.makeStore(kind)
+    let store = try Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 20, perUserLimit: 2))
     var rng = SeededRandom(seed: 42)
     var live: [Booking] = []

@@ -1,0 +1,412 @@
+import FlashSaleDomain
+import SQLiteSupport
+
+/// The sale core's operations as SQL on one connection. Used by
+/// ``SQLiteSaleStore`` from its serial queue only; each public method is one
+/// transaction.
+final class SQLiteSaleDatabase {
+  let connection: SQLiteConnection
+
+  init(path: String, maximumFileSize: Int64?) throws {
+    connection = try SQLiteConnection(path: path)
+    try connection.execute("PRAGMA busy_timeout = 5000")
+    let mode = try connection.queryFirst("PRAGMA journal_mode = WAL") { $0.text(0) }
+    guard mode == "wal" else {
+      throw SQLiteError(code: 1, message: "cannot switch \(path) to WAL mode (it stays in \(mode ?? "?") mode)")
+    }
+    // FULL: the WAL is fsynced at every commit, so an acknowledged change
+    // survives a power loss, not only a crash of the process.
+    try connection.execute("PRAGMA synchronous = FULL")
+    try connection.execute("PRAGMA foreign_keys = ON")
+    try SQLiteSaleSchema.migrate(connection)
+    if let maximumFileSize {
+      let pageSize = try connection.pragmaInteger("page_size")
+      let current = try connection.pragmaInteger("page_count")
+      try connection.execute("PRAGMA max_page_count = \(max(current, maximumFileSize / pageSize))")
+    }
+  }
+
+  // MARK: Sales
+
+  private static let saleColumns = """
+    id, item_id, item_name, description, currency, price_minor, quantity, starts_at, ends_at, per_user_limit,
+    hold_duration_ns, created_at, updated_at, paused_at, closed_at
+    """
+
+  private static func sale(_ row: SQLiteRow) -> Sale {
+    let definition = SaleDefinition(
+      itemID: row.text(1), itemName: row.text(2), description: row.text(3),
+      price: Money(currency: row.text(4), amountMinor: row.int64(5)), quantity: row.int64(6),
+      startsAt: Timestamp(nanosecondsSinceEpoch: row.int64(7)), endsAt: Timestamp(nanosecondsSinceEpoch: row.int64(8)),
+      perUserLimit: row.int32(9), holdDuration: .nanoseconds(row.int64(10)))
+    return Sale(
+      id: SaleID(row.text(0)), definition: definition, createdAt: Timestamp(nanosecondsSinceEpoch: row.int64(11)),
+      updatedAt: Timestamp(nanosecondsSinceEpoch: row.int64(12)),
+      pausedAt: row.optionalInt64(13).map(Timestamp.init(nanosecondsSinceEpoch:)),
+      closedAt: row.optionalInt64(14).map(Timestamp.init(nanosecondsSinceEpoch:)))
+  }
+
+  func createSale(_ definition: SaleDefinition, id: SaleID, idempotencyKey: String?, now: Timestamp) throws -> Sale {
+    try connection.transaction {
+      if let key = idempotencyKey,
+        let existing = try connection.queryFirst(
+          "SELECT \(Self.saleColumns) FROM sales WHERE idempotency_key = ?", .text(key), row: Self.sale)
+      {
+        return existing
+      }
+      try definition.validate()
+      let (seconds, attoseconds) = definition.holdDuration.components
+      try connection.run(
+        """
+        INSERT INTO sales (id, item_id, item_name, description, currency, price_minor, quantity, starts_at, ends_at,
+          per_user_limit, hold_duration_ns, created_at, updated_at, idempotency_key)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        .text(id.rawValue), .text(definition.itemID), .text(definition.itemName), .text(definition.description),
+        .text(definition.price.currency), .integer(definition.price.amountMinor), .integer(definition.quantity),
+        .integer(definition.startsAt.nanosecondsSinceEpoch), .integer(definition.endsAt.nanosecondsSinceEpoch),
+        .integer(Int64(definition.perUserLimit)), .integer(seconds * 1_000_000_000 + attoseconds / 1_000_000_000),
+        .integer(now.nanosecondsSinceEpoch), .integer(now.nanosecondsSinceEpoch), .optionalText(idempotencyKey))
+      return Sale(id: id, definition: definition, createdAt: now, updatedAt: now)
+    }
+  }
+
+  func sale(_ id: SaleID) throws -> Sale? {
+    try connection.queryFirst("SELECT \(Self.saleColumns) FROM sales WHERE id = ?", .text(id.rawValue), row: Self.sale)
+  }
+
+  func sales(limit: Int, before cursor: SaleCursor?) throws -> [Sale] {
+    if let cursor {
+      return try connection.query(
+        "SELECT \(Self.saleColumns) FROM sales WHERE (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?",
+        .integer(cursor.createdAt.nanosecondsSinceEpoch), .text(cursor.id.rawValue), .integer(Int64(limit)),
+        row: Self.sale)
+    }
+    return try connection.query(
+      "SELECT \(Self.saleColumns) FROM sales ORDER BY created_at DESC, id DESC LIMIT ?", .integer(Int64(limit)),
+      row: Self.sale)
+  }
+
+  func setPaused(_ id: SaleID, _ paused: Bool, now: Timestamp) throws -> Sale {
+    try connection.transaction {
+      let changed =
+        paused
+        ? try connection.run(
+          "UPDATE sales SET paused_at = coalesce(paused_at, ?), updated_at = ? WHERE id = ?",
+          .integer(now.nanosecondsSinceEpoch), .integer(now.nanosecondsSinceEpoch), .text(id.rawValue))
+        : try connection.run(
+          "UPDATE sales SET paused_at = NULL, updated_at = ? WHERE id = ?", .integer(now.nanosecondsSinceEpoch),
+          .text(id.rawValue))
+      try requireSale(id, changed: changed)
+      return try sale(id)!
+    }
+  }
+
+  func close(_ id: SaleID, now: Timestamp) throws -> Sale {
+    try connection.transaction {
+      try requireSale(
+        id,
+        changed: connection.run(
+          "UPDATE sales SET closed_at = coalesce(closed_at, ?), updated_at = ? WHERE id = ?",
+          .integer(now.nanosecondsSinceEpoch), .integer(now.nanosecondsSinceEpoch), .text(id.rawValue)))
+      return try sale(id)!
+    }
+  }
+
+  private func requireSale(_ id: SaleID, changed: Int) throws(DomainError) {
+    if changed == 0 { throw DomainError(.saleNotFound, "no sale \(id)") }
+  }
+
+  // MARK: Claims
+
+  /// What a batch of claims needs of one sale, read once per batch and
+  /// written back once at its end.
+  private struct SaleTally {
+    var sale: Sale
+    var nextFreshUnit: Int64
+    var nextToken: UInt64
+    var held: Int64
+    var booked: Int64
+    var available: Int64 { sale.definition.quantity - held - booked }
+  }
+
+  private func tally(_ id: SaleID) throws -> SaleTally? {
+    try connection.queryFirst(
+      "SELECT \(Self.saleColumns), next_fresh_unit, next_token, held, booked FROM sales WHERE id = ?",
+      .text(id.rawValue)
+    ) { row in
+      SaleTally(
+        sale: Self.sale(row), nextFreshUnit: row.int64(15), nextToken: UInt64(row.int64(16)), held: row.int64(17),
+        booked: row.int64(18))
+    }
+  }
+
+  func claim(_ requests: [ClaimRequest], now: Timestamp) throws -> [ClaimOutcome] {
+    try connection.transaction {
+      var tallies: [SaleID: SaleTally] = [:]
+      var outcomes: [ClaimOutcome] = []
+      outcomes.reserveCapacity(requests.count)
+      for request in requests {
+        outcomes.append(try claimOne(request, now: now, tallies: &tallies))
+      }
+      for (id, tally) in tallies {
+        try connection.run(
+          "UPDATE sales SET next_fresh_unit = ?, next_token = ?, held = ? WHERE id = ?",
+          .integer(tally.nextFreshUnit), .integer(Int64(tally.nextToken)), .integer(tally.held), .text(id.rawValue))
+      }
+      return outcomes
+    }
+  }
+
+  private func claimOne(_ request: ClaimRequest, now: Timestamp, tallies: inout [SaleID: SaleTally]) throws
+    -> ClaimOutcome
+  {
+    func loadTally() throws -> SaleTally? {
+      if let tally = tallies[request.saleID] { return tally }
+      let tally = try tally(request.saleID)
+      tallies[request.saleID] = tally
+      return tally
+    }
+    if let existing = try connection.queryFirst(
+      "SELECT \(Self.bookingColumns) FROM bookings WHERE idempotency_key = ?", .text(request.idempotencyKey),
+      row: Self.booking)
+    {
+      guard existing.saleID == request.saleID, existing.userID == request.userID else {
+        return .refused(
+          DomainError(
+            .idempotencyKeyReused, "idempotency key \"\(request.idempotencyKey)\" was used for another sale or user",
+            field: "idempotency_key"))
+      }
+      return .replayed(existing, unitsLeft: try loadTally()?.available ?? 0)
+    }
+    guard var tally = try loadTally() else {
+      return .refused(DomainError(.saleNotFound, "no sale \(request.saleID)"))
+    }
+    do {
+      try tally.sale.checkOpenForBooking(at: now)
+    } catch {
+      return .refused(error)
+    }
+    let limit = tally.sale.definition.perUserLimit
+    let active =
+      try connection.queryFirst(
+        "SELECT count(*) FROM bookings WHERE sale_id = ? AND user_id = ? AND status IN ('hold', 'booked')",
+        .text(request.saleID.rawValue), .text(request.userID.rawValue)
+      ) { $0.int64(0) } ?? 0
+    guard active < Int64(limit) else {
+      return .refused(
+        DomainError(.limitReached, "user \(request.userID) already holds or bought \(active) of the \(limit) allowed"))
+    }
+    let unit: Int64
+    if let returned = try connection.queryFirst(
+      "SELECT unit FROM returned_units WHERE sale_id = ? LIMIT 1", .text(request.saleID.rawValue), row: { $0.int64(0) })
+    {
+      try connection.run(
+        "DELETE FROM returned_units WHERE sale_id = ? AND unit = ?", .text(request.saleID.rawValue), .integer(returned))
+      unit = returned
+    } else if tally.nextFreshUnit < tally.sale.definition.quantity {
+      unit = tally.nextFreshUnit
+      tally.nextFreshUnit += 1
+    } else {
+      return .refused(
+        tally.held > 0
+          ? DomainError(.soldOutForNow, "every unit is held or booked; held units may come back")
+          : DomainError(.soldOut, "every unit is booked"))
+    }
+    tally.nextToken += 1
+    tally.held += 1
+    tallies[request.saleID] = tally
+    let booking = Booking(
+      id: request.bookingID, saleID: request.saleID, userID: request.userID, unit: unit, status: .hold,
+      createdAt: now, updatedAt: now, holdExpiresAt: now + tally.sale.definition.holdDuration,
+      idempotencyKey: request.idempotencyKey, fencingToken: tally.nextToken)
+    try connection.run(
+      """
+      INSERT INTO bookings (id, sale_id, user_id, unit, status, created_at, updated_at, hold_expires_at,
+        idempotency_key, fencing_token)
+      VALUES (?, ?, ?, ?, 'hold', ?, ?, ?, ?, ?)
+      """,
+      .text(booking.id.rawValue), .text(booking.saleID.rawValue), .text(booking.userID.rawValue), .integer(unit),
+      .integer(now.nanosecondsSinceEpoch), .integer(now.nanosecondsSinceEpoch),
+      .integer(booking.holdExpiresAt.nanosecondsSinceEpoch), .text(booking.idempotencyKey),
+      .integer(Int64(booking.fencingToken)))
+    return .held(booking, unitsLeft: tally.available)
+  }
+
+  // MARK: Steps on a booking
+
+  private static let bookingColumns = """
+    id, sale_id, user_id, unit, status, created_at, updated_at, hold_expires_at, idempotency_key, fencing_token,
+    release_reason
+    """
+
+  private static func booking(_ row: SQLiteRow) -> Booking {
+    Booking(
+      id: BookingID(row.text(0)), saleID: SaleID(row.text(1)), userID: UserID(row.text(2)), unit: row.int64(3),
+      status: BookingStatus(rawValue: row.text(4)) ?? .released,
+      createdAt: Timestamp(nanosecondsSinceEpoch: row.int64(5)),
+      updatedAt: Timestamp(nanosecondsSinceEpoch: row.int64(6)),
+      holdExpiresAt: Timestamp(nanosecondsSinceEpoch: row.int64(7)), idempotencyKey: row.text(8),
+      fencingToken: UInt64(row.int64(9)), releaseReason: row.optionalText(10))
+  }
+
+  func booking(_ id: BookingID) throws -> Booking? {
+    try connection.queryFirst(
+      "SELECT \(Self.bookingColumns) FROM bookings WHERE id = ?", .text(id.rawValue), row: Self.booking)
+  }
+
+  /// The booking, if `token` is its token. While a booking takes a unit it is
+  /// that unit's only taker (a unique index says so), so its token is the
+  /// unit's current one.
+  private func fenced(_ id: BookingID, token: UInt64) throws -> Booking {
+    guard let booking = try booking(id) else { throw DomainError(.bookingNotFound, "no booking \(id)") }
+    guard token == booking.fencingToken else {
+      throw DomainError(.staleFencingToken, "fencing token \(token) is not booking \(id)'s (\(booking.fencingToken))")
+    }
+    return booking
+  }
+
+  func confirm(_ id: BookingID, token: UInt64, now: Timestamp) throws -> Booking {
+    // The expiry a late confirm causes must commit even though the call fails.
+    let result: Result<Booking, DomainError> = try connection.transaction {
+      var booking = try fenced(id, token: token)
+      switch booking.status {
+      case .booked:
+        return .success(booking)
+      case .released:
+        return .failure(DomainError(.bookingReleased, "booking \(id) was released"))
+      case .expired:
+        return .failure(DomainError(.holdExpired, "the hold of booking \(id) expired at \(booking.holdExpiresAt)"))
+      case .hold:
+        if now >= booking.holdExpiresAt {
+          // The deadline passed: the expiry wins, whoever comes first.
+          try endHold(&booking, as: .expired, reason: nil, now: now)
+          return .failure(DomainError(.holdExpired, "the hold of booking \(id) expired at \(booking.holdExpiresAt)"))
+        }
+        booking.status = .booked
+        booking.updatedAt = now
+        try connection.run(
+          "UPDATE bookings SET status = 'booked', updated_at = ? WHERE id = ?", .integer(now.nanosecondsSinceEpoch),
+          .text(id.rawValue))
+        try connection.run(
+          "UPDATE sales SET held = held - 1, booked = booked + 1 WHERE id = ?", .text(booking.saleID.rawValue))
+        return .success(booking)
+      }
+    }
+    return try result.get()
+  }
+
+  func cancel(_ id: BookingID, token: UInt64, now: Timestamp) throws -> Booking {
+    try connection.transaction {
+      var booking = try fenced(id, token: token)
+      switch booking.status {
+      case .released, .expired:
+        return booking
+      case .booked:
+        throw DomainError(.bookingConfirmed, "booking \(id) is confirmed; a booked unit is returned with Release")
+      case .hold:
+        try endHold(&booking, as: .released, reason: "cancelled", now: now)
+        return booking
+      }
+    }
+  }
+
+  func release(_ id: BookingID, token: UInt64?, reason: String, now: Timestamp) throws -> Booking {
+    try connection.transaction {
+      var booking: Booking
+      if let token {
+        booking = try fenced(id, token: token)
+      } else {
+        guard let found = try self.booking(id) else { throw DomainError(.bookingNotFound, "no booking \(id)") }
+        booking = found
+      }
+      guard booking.status.takesUnit else { return booking }
+      try endHold(&booking, as: .released, reason: reason, now: now)
+      return booking
+    }
+  }
+
+  func expireHolds(now: Timestamp, limit: Int) throws -> [Booking] {
+    try connection.transaction {
+      var due = try connection.query(
+        """
+        SELECT \(Self.bookingColumns) FROM bookings WHERE status = 'hold' AND hold_expires_at <= ?
+        ORDER BY hold_expires_at LIMIT ?
+        """,
+        .integer(now.nanosecondsSinceEpoch), .integer(Int64(limit)), row: Self.booking)
+      for index in due.indices {
+        try endHold(&due[index], as: .expired, reason: nil, now: now)
+      }
+      return due
+    }
+  }
+
+  func nextHoldDeadline() throws -> Timestamp? {
+    try connection.queryFirst("SELECT min(hold_expires_at) FROM bookings WHERE status = 'hold'") {
+      $0.optionalInt64(0).map(Timestamp.init(nanosecondsSinceEpoch:))
+    } ?? nil
+  }
+
+  /// Ends a hold or booking and gives its unit back to stock.
+  private func endHold(_ booking: inout Booking, as status: BookingStatus, reason: String?, now: Timestamp) throws {
+    let counter = booking.status == .booked ? "booked" : "held"
+    booking.status = status
+    booking.updatedAt = now
+    booking.releaseReason = reason
+    try connection.run(
+      "UPDATE bookings SET status = ?, updated_at = ?, release_reason = ? WHERE id = ?", .text(status.rawValue),
+      .integer(now.nanosecondsSinceEpoch), .optionalText(reason), .text(booking.id.rawValue))
+    try connection.run(
+      "INSERT INTO returned_units (sale_id, unit) VALUES (?, ?)", .text(booking.saleID.rawValue),
+      .integer(booking.unit))
+    try connection.run("UPDATE sales SET \(counter) = \(counter) - 1 WHERE id = ?", .text(booking.saleID.rawValue))
+  }
+
+  // MARK: Counts and audit
+
+  func counts(_ saleID: SaleID) throws -> UnitCounts {
+    guard let tally = try tally(saleID) else { throw DomainError(.saleNotFound, "no sale \(saleID)") }
+    return UnitCounts(
+      quantity: tally.sale.definition.quantity, available: tally.available, held: tally.held, booked: tally.booked)
+  }
+
+  func audit(_ saleID: SaleID) throws -> [AuditFinding] {
+    // One read transaction, so that rows and counters are one snapshot.
+    try connection.execute("BEGIN")
+    defer { try? connection.execute("COMMIT") }
+    guard let tally = try tally(saleID) else { throw DomainError(.saleNotFound, "no sale \(saleID)") }
+    let taken = try connection.query(
+      "SELECT \(Self.bookingColumns) FROM bookings WHERE sale_id = ? AND status IN ('hold', 'booked')",
+      .text(saleID.rawValue), row: Self.booking)
+    let quantity = tally.sale.definition.quantity
+    var findings = SaleAuditor.findings(
+      quantity: quantity, perUserLimit: tally.sale.definition.perUserLimit, bookings: taken,
+      storedCounts: UnitCounts(quantity: quantity, available: tally.available, held: tally.held, booked: tally.booked))
+    // The free lists must not hand out a unit that is taken, or one never issued.
+    let takenUnits = Set(taken.map(\.unit))
+    let returned = try connection.query(
+      "SELECT unit FROM returned_units WHERE sale_id = ? ORDER BY unit", .text(saleID.rawValue)
+    ) { $0.int64(0) }
+    for unit in returned where takenUnits.contains(unit) || unit >= tally.nextFreshUnit {
+      findings.append(
+        AuditFinding(
+          takenUnits.contains(unit)
+            ? "unit \(unit) is in returned_units but taken by a booking"
+            : "unit \(unit) is in returned_units but was never issued (next fresh unit \(tally.nextFreshUnit))"))
+    }
+    for booking in taken where booking.unit >= tally.nextFreshUnit {
+      findings.append(
+        AuditFinding(
+          "booking \(booking.id) takes unit \(booking.unit), which was never issued (next fresh unit \(tally.nextFreshUnit))"
+        ))
+    }
+    let free = tally.sale.definition.quantity - tally.nextFreshUnit + Int64(returned.count)
+    if free != quantity - Int64(taken.count) {
+      findings.append(
+        AuditFinding(
+          "\(free) units are free (\(quantity - tally.nextFreshUnit) never issued + \(returned.count) returned) but \(quantity - Int64(taken.count)) are not taken: a unit is stranded or counted twice"
+        ))
+    }
+    return findings
+  }
+}

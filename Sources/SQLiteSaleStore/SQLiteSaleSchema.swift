@@ -1,0 +1,82 @@
+import SQLiteSupport
+
+/// The tables of the sale core in SQLite, and their migrations.
+///
+/// A sale's units are not rows until taken: units `next_fresh_unit ..< quantity`
+/// were never claimed, units given back wait in `returned_units`, and the
+/// unit a booking takes is on its row. So creating a sale of millions of units
+/// writes one row, and a claim writes one booking. SQLite has one writer at a
+/// time anyway; what keeps claims fast is that they come in batches of many per
+/// transaction (see ``ClaimBatcher``).
+///
+/// The sale row keeps counters (`held`, `booked`) updated in the same
+/// transaction as the bookings, so that counts are one row read; the audit
+/// checks them against the rows. A partial unique index makes it impossible to
+/// take one unit twice, whatever the code above does.
+enum SQLiteSaleSchema {
+  /// Each migration, in order; `PRAGMA user_version` is how many have run.
+  static let migrations: [String] = [
+    """
+    CREATE TABLE sales (
+      id TEXT PRIMARY KEY,
+      item_id TEXT NOT NULL,
+      item_name TEXT NOT NULL,
+      description TEXT NOT NULL,
+      currency TEXT NOT NULL,
+      price_minor INTEGER NOT NULL,
+      quantity INTEGER NOT NULL CHECK (quantity > 0),
+      starts_at INTEGER NOT NULL,
+      ends_at INTEGER NOT NULL,
+      per_user_limit INTEGER NOT NULL CHECK (per_user_limit > 0),
+      hold_duration_ns INTEGER NOT NULL,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      paused_at INTEGER,
+      closed_at INTEGER,
+      idempotency_key TEXT UNIQUE,
+      next_fresh_unit INTEGER NOT NULL DEFAULT 0,
+      next_token INTEGER NOT NULL DEFAULT 0,
+      held INTEGER NOT NULL DEFAULT 0,
+      booked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX sales_newest_first ON sales (created_at DESC, id DESC);
+    CREATE TABLE returned_units (
+      sale_id TEXT NOT NULL REFERENCES sales (id),
+      unit INTEGER NOT NULL,
+      PRIMARY KEY (sale_id, unit)
+    ) WITHOUT ROWID;
+    CREATE TABLE bookings (
+      id TEXT PRIMARY KEY,
+      sale_id TEXT NOT NULL REFERENCES sales (id),
+      user_id TEXT NOT NULL,
+      unit INTEGER NOT NULL,
+      status TEXT NOT NULL CHECK (status IN ('hold', 'booked', 'released', 'expired')),
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      hold_expires_at INTEGER NOT NULL,
+      idempotency_key TEXT NOT NULL UNIQUE,
+      fencing_token INTEGER NOT NULL,
+      release_reason TEXT
+    );
+    CREATE UNIQUE INDEX bookings_one_taker_per_unit ON bookings (sale_id, unit) WHERE status IN ('hold', 'booked');
+    CREATE INDEX bookings_taken_by_user ON bookings (sale_id, user_id) WHERE status IN ('hold', 'booked');
+    CREATE INDEX bookings_hold_deadlines ON bookings (hold_expires_at) WHERE status = 'hold';
+    """
+  ]
+
+  /// Runs the migrations the database has not seen yet, each in a transaction.
+  static func migrate(_ connection: SQLiteConnection) throws {
+    try connection.transaction {
+      let version = Int(try connection.pragmaInteger("user_version"))
+      guard version <= migrations.count else {
+        throw SQLiteError(
+          code: 1,
+          message: "the database is at schema version \(version), newer than this build knows (\(migrations.count))")
+      }
+      for (index, migration) in migrations.enumerated().dropFirst(version) {
+        try connection.execute(migration)
+        try connection.execute("PRAGMA user_version = \(index + 1)")
+      }
+    }
+  }
+}

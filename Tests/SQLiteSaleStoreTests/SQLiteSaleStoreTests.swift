@@ -1,0 +1,90 @@
+import FlashSaleDomain
+import FlashSaleTestSupport
+import SQLiteSaleStore
+import SQLiteSupport
+import Testing
+
+/// What only the SQLite store must show: what survives reopening the file, what
+/// a failed commit leaves behind, and that the audit reads the rows themselves.
+@Suite("SQLite sale store")
+struct SQLiteSaleStoreTests {
+  let clock = ManualClock()
+
+  func definition(quantity: Int64 = 5, perUserLimit: Int32 = 1) -> SaleDefinition {
+    SaleDefinition(
+      itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 129_900), quantity: quantity,
+      startsAt: clock.now(), endsAt: clock.now() + .seconds(3600), perUserLimit: perUserLimit)
+  }
+
+  func request(_ sale: Sale, user: String, key: String) -> ClaimRequest {
+    ClaimRequest(
+      saleID: sale.id, userID: UserID(user), idempotencyKey: key, bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
+  }
+
+  func freshPath() -> String {
+    TemporaryDirectory.shared.file("sqlite-\(UInt64.random(in: 0 ... .max)).db")
+  }
+
+  @Test("holds and idempotency keys survive reopening the file")
+  func reopen() async throws {
+    let path = freshPath()
+    var store: SQLiteSaleStore? = try SQLiteSaleStore(path: path)
+    let sale = try await store!.createSale(definition(), id: SaleID("sale_1"), idempotencyKey: "create-1", now: clock.now())
+    let outcomes = try await store!.claim([request(sale, user: "a", key: "k1")], now: clock.now())
+    guard case .held(let booking, _) = outcomes[0] else {
+      Issue.record("no hold: \(outcomes)")
+      return
+    }
+    store = nil  // closes the connection
+
+    let reopened = try SQLiteSaleStore(path: path)
+    #expect(try await reopened.sale(sale.id) == sale)
+    #expect(try await reopened.createSale(definition(quantity: 9), id: SaleID("sale_2"), idempotencyKey: "create-1", now: clock.now()) == sale)
+    let again = try await reopened.claim([request(sale, user: "a", key: "k1")], now: clock.now())
+    #expect(again == [.replayed(booking, unitsLeft: 4)])
+    #expect(try await reopened.counts(sale.id) == UnitCounts(quantity: 5, available: 4, held: 1, booked: 0))
+  }
+
+  @Test("a batch whose commit fails for a full volume applies nothing and reports the failure")
+  func fullVolume() async throws {
+    let store = try SQLiteSaleStore(path: freshPath(), maximumFileSize: 0)  // no room to grow past its size now
+    let sale = try await store.createSale(definition(quantity: 1_000_000, perUserLimit: 1), id: SaleID("sale_full"), idempotencyKey: nil, now: clock.now())
+    // Long keys fill the few free pages quickly.
+    let batch = (0..<400).map { request(sale, user: "user-\($0)", key: String(repeating: "k", count: 900) + "\($0)") }
+    var failure: (any Error)?
+    do {
+      _ = try await store.claim(batch, now: clock.now())
+    } catch {
+      failure = error
+    }
+    let error = try #require(failure as? SQLiteError)
+    #expect(error.isFull, "\(error)")
+    #expect(try await store.counts(sale.id) == UnitCounts(quantity: 1_000_000, available: 1_000_000, held: 0, booked: 0))
+    #expect(try await store.nextHoldDeadline() == nil)
+    #expect(try await store.audit(sale.id) == [])
+  }
+
+  @Test("the audit reads the rows: a double hold and a user over the limit written with SQL are named")
+  func auditCatchesCorruption() async throws {
+    let store = try SQLiteSaleStore(path: freshPath())
+    let sale = try await store.createSale(definition(quantity: 5, perUserLimit: 1), id: SaleID("sale_c"), idempotencyKey: nil, now: clock.now())
+    _ = try await store.claim([request(sale, user: "alice", key: "a1"), request(sale, user: "bob", key: "b1")], now: clock.now())
+    #expect(try await store.audit(sale.id) == [])
+    // The unique index refuses a second taker of a unit; drop it, as a bad
+    // manual fix would, and write the corruption behind the store's back.
+    await #expect(throws: SQLiteError.self) {
+      try await store.executeUncheckedForTesting(
+        "INSERT INTO bookings VALUES ('bkg_dup', 'sale_c', 'carol', 0, 'hold', 0, 0, 0, 'c1', 99, NULL)")
+    }
+    try await store.executeUncheckedForTesting(
+      """
+      DROP INDEX bookings_one_taker_per_unit;
+      INSERT INTO bookings VALUES ('bkg_dup', 'sale_c', 'carol', 0, 'hold', 0, 0, 0, 'c1', 99, NULL);
+      INSERT INTO bookings VALUES ('bkg_over', 'sale_c', 'alice', 3, 'booked', 0, 0, 0, 'a2', 98, NULL);
+      """)
+    let findings = try await store.audit(sale.id).map(\.message)
+    #expect(findings.contains { $0.contains("unit 0 is taken 2 times") && $0.contains("bkg_dup") })
+    #expect(findings.contains { $0.contains("user alice") && $0.contains("bkg_over") })
+    #expect(findings.contains { $0.contains("counters") })
+  }
+}
