@@ -87,7 +87,7 @@ let package = Package(
     .target(
       name: "FlashSaleServer",
       dependencies: [
-        "RPCCore", "StandardProtos", "FlashSaleAPI",
+        "RPCCore", "StandardProtos", "FlashSaleAPI", "FlashSaleDomain",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -104,7 +104,7 @@ let package = Package(
     .executableTarget(
       name: "FlashSaleCLI",
       dependencies: [
-        "FlashSaleServer", "RPCHTTP2", "RPCCore", "CommandLineSupport",
+        "FlashSaleServer", "FlashSaleDomain", "SQLiteSaleStore", "RPCHTTP2", "RPCCore", "CommandLineSupport",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -129,6 +129,7 @@ let package = Package(
       name: "FlashSaleDomain",
       dependencies: [
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ],
       swiftSettings: swiftSettings),

@@ -20,12 +20,14 @@ import protos
 
 inventory_pb2, inventory_grpc = protos.load("flashsale/v1/inventory.proto")
 booking_pb2, booking_grpc = protos.load("flashsale/v1/booking.proto")
+checkout_pb2, checkout_grpc = protos.load("flashsale/v1/checkout.proto")
 TOKEN = "integration-token"
 
 
 @pytest.fixture(scope="module")
-def serve():
-    server = Process([binary("flashsale"), "serve", "--grpc-port", "0", "--metrics-port", "0",
+def serve(tmp_path_factory):
+    store = tmp_path_factory.mktemp("serve") / "flashsale.db"
+    server = Process([binary("flashsale"), "serve", "--grpc-port", "0", "--metrics-port", "0", "--store", f"sqlite:{store}",
                       "--service-token", TOKEN, "--log-format", "json", "--max-receive-message-size", "1048576"],
                      env={"FLASHSALE_SERVICE_TOKEN": ""})
     # The metrics line comes first on stdout, then "listening on".
@@ -49,7 +51,8 @@ def test_help_describes_every_flag():
     assert out.returncode == 0
     for flag in ["--grpc-port", "--role", "--metrics-port", "--service-token", "--log-format",
                  "--max-receive-message-size", "--max-concurrent-streams", "--shutdown-grace",
-                 "--inventory-address", "--booking-address", "--checkout-address", "--payments-address"]:
+                 "--inventory-address", "--booking-address", "--checkout-address", "--payments-address", "--store",
+                 "--demo-sale"]:
         assert flag in out.stdout, flag
 
 
@@ -94,10 +97,11 @@ def test_identity_needs_the_service_token(serve):
 
 
 def test_rich_error_details_are_readable_by_grpcio(serve):
+    # Checkout is not built yet (issue 5): its placeholder answers with details.
     with channel(serve) as ch:
-        stub = booking_grpc.BookingStub(ch)
+        stub = checkout_grpc.CheckoutStub(ch)
         with pytest.raises(grpc.RpcError) as error:
-            stub.Book(booking_pb2.BookRequest(sale_id="s"), metadata=(
+            stub.StartCheckout(checkout_pb2.StartCheckoutRequest(), metadata=(
                 ("x-flashsale-service-token", TOKEN), ("x-flashsale-user-id", "u1")), timeout=5)
         assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
         status = rpc_status.from_call(error.value)
@@ -105,7 +109,7 @@ def test_rich_error_details_are_readable_by_grpcio(serve):
         info = error_details_pb2.ErrorInfo()
         assert status.details[0].Unpack(info)
         assert info.reason == "NOT_IMPLEMENTED" and info.domain == "flashsale.v1"
-        assert info.metadata["method"] == "/flashsale.v1.Booking/Book"
+        assert info.metadata["method"] == "/flashsale.v1.Checkout/StartCheckout"
 
 
 def test_oversized_request_is_resource_exhausted(serve):

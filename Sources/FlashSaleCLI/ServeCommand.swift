@@ -1,5 +1,6 @@
 import ArgumentParser
 import CommandLineSupport
+import FlashSaleDomain
 import FlashSaleServer
 import Logging
 import Metrics
@@ -56,6 +57,12 @@ struct ServeCommand: AsyncParsableCommand {
 
   @Option(help: "Where the payment provider (or its simulator) runs, when not in this process (host:port).")
   var paymentsAddress: String?
+
+  @Option(help: "Where sales and bookings are stored: sqlite:PATH (embedded, one process) or postgres://USER@HOST:PORT/DB.")
+  var store: StoreLocation = .sqlite(path: "flashsale.db")
+
+  @Flag(help: "Create a demo sale at start-up (10,000 units of a phone, open for an hour) unless one exists.")
+  var demoSale: Bool = false
 
   @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port). Default: no endpoint.")
   var metricsPort: Int?
@@ -129,13 +136,16 @@ struct ServeCommand: AsyncParsableCommand {
     let health = HealthRegistry()
     var served: [any RPCService] = [HealthService(registry: health)]
     var names: [String] = []
-    if roles.contains(.inventory) {
-      served.append(InventoryPlaceholder())
-      names.append("flashsale.v1.Inventory")
-    }
-    if roles.contains(.booking) {
-      served.append(BookingPlaceholder())
-      names.append("flashsale.v1.Booking")
+    if roles.contains(.inventory) || roles.contains(.booking) {
+      let core = try await openSaleCore(logger: logger, services: &services)
+      if roles.contains(.inventory) {
+        served.append(InventoryService(core: core))
+        names.append("flashsale.v1.Inventory")
+      }
+      if roles.contains(.booking) {
+        served.append(BookingService(core: core))
+        names.append("flashsale.v1.Booking")
+      }
     }
     if roles.contains(.checkout) {
       served.append(CheckoutPlaceholder())
@@ -169,6 +179,34 @@ struct ServeCommand: AsyncParsableCommand {
       health.setAll(.notServing)
     }
     logger.info("stopped")
+  }
+
+  /// Opens the store and builds the sale core, adding its background jobs
+  /// (availability refresh, hold expiry) to `services`.
+  private func openSaleCore(
+    logger: Logger, services: inout [ServiceGroupConfiguration.ServiceConfiguration]
+  ) async throws -> SaleCore {
+    let store = try self.store.open()
+    let clock = SystemClock()
+    let availability = AvailabilityTracker(store: store, clock: clock)
+    let core = SaleCore(store: store, clock: clock, availability: availability)
+    let expiry = HoldExpiryJob(store: store, clock: clock)
+    // Holds that expired while no process ran go back before the first call.
+    let released = try await expiry.expireDue()
+    logger.info("store open", metadata: ["store": "\(self.store)", "expired-at-start": "\(released)"])
+    services.append(.init(service: availability))
+    services.append(.init(service: expiry))
+    if demoSale {
+      let now = clock.now()
+      let sale = try await core.createSale(
+        SaleDefinition(
+          itemID: "demo-phone", itemName: "Demo phone", description: "A demo sale created by --demo-sale",
+          price: Money(currency: "EUR", amountMinor: 49_900), quantity: 10_000, startsAt: now,
+          endsAt: now + .seconds(3600)),
+        idempotencyKey: "demo-sale")
+      printNow("demo sale \(sale.id.rawValue)")
+    }
+    return core
   }
 
   private static func environment(_ name: String) -> String? {

@@ -14,61 +14,6 @@ func notImplemented(_ context: ServerContext) -> RPCError {
     ])
 }
 
-/// `flashsale.v1.Inventory` until the sale core is built: every method answers
-/// UNIMPLEMENTED; `CreateSale` checks the admin role first.
-public struct InventoryPlaceholder: Inventory.ServiceProtocol {
-  public init() {}
-
-  public func createSale(_ request: CreateSaleRequest, context: ServerContext) -> Reply<Sale> {
-    do {
-      try context.requireRole(CallerIdentity.adminRole)
-    } catch {
-      return .failure(error)
-    }
-    return .failure(notImplemented(context))
-  }
-
-  public func getSale(_ request: GetSaleRequest, context: ServerContext) -> Reply<Sale> {
-    .failure(notImplemented(context))
-  }
-
-  public func listSales(_ request: ListSalesRequest, context: ServerContext) -> Reply<ListSalesResponse> {
-    .failure(notImplemented(context))
-  }
-
-  public func getAvailability(_ request: GetAvailabilityRequest, context: ServerContext) -> Reply<Availability> {
-    .failure(notImplemented(context))
-  }
-
-  public func watchAvailability(
-    _ request: WatchAvailabilityRequest, responses: ResponseWriter<Availability>, context: ServerContext
-  ) async throws {
-    throw notImplemented(context)
-  }
-}
-
-/// `flashsale.v1.Booking` until the sale core is built: UNIMPLEMENTED after
-/// checking that the call carries a user.
-public struct BookingPlaceholder: Booking.ServiceProtocol {
-  public init() {}
-
-  private func answer<M>(_ context: ServerContext) -> Reply<M> {
-    do {
-      _ = try context.requireUser()
-    } catch {
-      return .failure(error)
-    }
-    return .failure(notImplemented(context))
-  }
-
-  public func book(_ request: BookRequest, context: ServerContext) -> Reply<BookResponse> { answer(context) }
-  public func confirm(_ request: ConfirmRequest, context: ServerContext) -> Reply<ConfirmResponse> { answer(context) }
-  public func cancel(_ request: CancelRequest, context: ServerContext) -> Reply<CancelResponse> { answer(context) }
-  public func getBooking(_ request: GetBookingRequest, context: ServerContext) -> Reply<BookingRecord> {
-    answer(context)
-  }
-}
-
 /// `flashsale.v1.Checkout` until the checkout saga is built.
 public struct CheckoutPlaceholder: Checkout.ServiceProtocol {
   public init() {}

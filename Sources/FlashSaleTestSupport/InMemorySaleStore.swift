@@ -15,6 +15,7 @@ public actor InMemorySaleStore: SaleStore {
     var held: Int64 = 0
     var booked: Int64 = 0
     var nextToken: UInt64 = 0
+    var version: UInt64 = 0
 
     var available: Int64 { sale.definition.quantity - held - booked }
 
@@ -122,6 +123,7 @@ public actor InMemorySaleStore: SaleStore {
       idempotencyKey: request.idempotencyKey, fencingToken: record.nextToken)
     record.holders[unit] = (booking.id, booking.fencingToken)
     record.held += 1
+    record.version += 1
     sales[request.saleID] = record
     bookings[booking.id] = booking
     claimKeys[request.idempotencyKey] = booking.id
@@ -151,6 +153,7 @@ public actor InMemorySaleStore: SaleStore {
       bookings[id] = booking
       sales[booking.saleID]!.held -= 1
       sales[booking.saleID]!.booked += 1
+      sales[booking.saleID]!.version += 1
       return booking
     }
   }
@@ -203,6 +206,10 @@ public actor InMemorySaleStore: SaleStore {
       quantity: record.sale.definition.quantity, available: record.available, held: record.held, booked: record.booked)
   }
 
+  public func stockLevel(_ saleID: SaleID) throws -> StockLevel {
+    StockLevel(counts: try counts(saleID), version: sales[saleID]!.version)
+  }
+
   public func audit(_ saleID: SaleID) throws -> [AuditFinding] {
     guard let record = sales[saleID] else { throw DomainError(.saleNotFound, "no sale \(saleID)") }
     return SaleAuditor.findings(
@@ -243,6 +250,7 @@ public actor InMemorySaleStore: SaleStore {
     record.holders[booking.unit] = nil
     record.returned.append(booking.unit)
     if wasBooked { record.booked -= 1 } else { record.held -= 1 }
+    record.version += 1
     sales[booking.saleID] = record
     activeByUser[booking.saleID]?[booking.userID, default: 1] -= 1
     return booking

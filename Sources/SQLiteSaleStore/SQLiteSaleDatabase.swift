@@ -127,17 +127,18 @@ final class SQLiteSaleDatabase {
     var nextToken: UInt64
     var held: Int64
     var booked: Int64
+    var version: UInt64
     var available: Int64 { sale.definition.quantity - held - booked }
   }
 
   private func tally(_ id: SaleID) throws -> SaleTally? {
     try connection.queryFirst(
-      "SELECT \(Self.saleColumns), next_fresh_unit, next_token, held, booked FROM sales WHERE id = ?",
+      "SELECT \(Self.saleColumns), next_fresh_unit, next_token, held, booked, stock_version FROM sales WHERE id = ?",
       .text(id.rawValue)
     ) { row in
       SaleTally(
         sale: Self.sale(row), nextFreshUnit: row.int64(15), nextToken: UInt64(row.int64(16)), held: row.int64(17),
-        booked: row.int64(18))
+        booked: row.int64(18), version: UInt64(row.int64(19)))
     }
   }
 
@@ -151,8 +152,9 @@ final class SQLiteSaleDatabase {
       }
       for (id, tally) in tallies {
         try connection.run(
-          "UPDATE sales SET next_fresh_unit = ?, next_token = ?, held = ? WHERE id = ?",
-          .integer(tally.nextFreshUnit), .integer(Int64(tally.nextToken)), .integer(tally.held), .text(id.rawValue))
+          "UPDATE sales SET next_fresh_unit = ?, next_token = ?, held = ?, stock_version = ? WHERE id = ?",
+          .integer(tally.nextFreshUnit), .integer(Int64(tally.nextToken)), .integer(tally.held),
+          .integer(Int64(tally.version)), .text(id.rawValue))
       }
       return outcomes
     }
@@ -215,6 +217,7 @@ final class SQLiteSaleDatabase {
     }
     tally.nextToken += 1
     tally.held += 1
+    tally.version += 1
     tallies[request.saleID] = tally
     let booking = Booking(
       id: request.bookingID, saleID: request.saleID, userID: request.userID, unit: unit, status: .hold,
@@ -289,7 +292,7 @@ final class SQLiteSaleDatabase {
           "UPDATE bookings SET status = 'booked', updated_at = ? WHERE id = ?", .integer(now.nanosecondsSinceEpoch),
           .text(id.rawValue))
         try connection.run(
-          "UPDATE sales SET held = held - 1, booked = booked + 1 WHERE id = ?", .text(booking.saleID.rawValue))
+          "UPDATE sales SET held = held - 1, booked = booked + 1, stock_version = stock_version + 1 WHERE id = ?", .text(booking.saleID.rawValue))
         return .success(booking)
       }
     }
@@ -359,7 +362,7 @@ final class SQLiteSaleDatabase {
     try connection.run(
       "INSERT INTO returned_units (sale_id, unit) VALUES (?, ?)", .text(booking.saleID.rawValue),
       .integer(booking.unit))
-    try connection.run("UPDATE sales SET \(counter) = \(counter) - 1 WHERE id = ?", .text(booking.saleID.rawValue))
+    try connection.run("UPDATE sales SET \(counter) = \(counter) - 1, stock_version = stock_version + 1 WHERE id = ?", .text(booking.saleID.rawValue))
   }
 
   // MARK: Counts and audit
@@ -368,6 +371,14 @@ final class SQLiteSaleDatabase {
     guard let tally = try tally(saleID) else { throw DomainError(.saleNotFound, "no sale \(saleID)") }
     return UnitCounts(
       quantity: tally.sale.definition.quantity, available: tally.available, held: tally.held, booked: tally.booked)
+  }
+
+  func stockLevel(_ saleID: SaleID) throws -> StockLevel {
+    guard let tally = try tally(saleID) else { throw DomainError(.saleNotFound, "no sale \(saleID)") }
+    return StockLevel(
+      counts: UnitCounts(
+        quantity: tally.sale.definition.quantity, available: tally.available, held: tally.held, booked: tally.booked),
+      version: tally.version)
   }
 
   func audit(_ saleID: SaleID) throws -> [AuditFinding] {

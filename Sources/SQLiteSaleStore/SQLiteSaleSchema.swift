@@ -37,7 +37,8 @@ enum SQLiteSaleSchema {
       next_fresh_unit INTEGER NOT NULL DEFAULT 0,
       next_token INTEGER NOT NULL DEFAULT 0,
       held INTEGER NOT NULL DEFAULT 0,
-      booked INTEGER NOT NULL DEFAULT 0
+      booked INTEGER NOT NULL DEFAULT 0,
+      stock_version INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX sales_newest_first ON sales (created_at DESC, id DESC);
     CREATE TABLE returned_units (

@@ -90,6 +90,10 @@ public final class SQLiteSaleStore: SaleStore, @unchecked Sendable {
     try await run { try $0.counts(saleID) }
   }
 
+  public func stockLevel(_ saleID: SaleID) async throws -> StockLevel {
+    try await run { try $0.stockLevel(saleID) }
+  }
+
   public func audit(_ saleID: SaleID) async throws -> [AuditFinding] {
     try await run { try $0.audit(saleID) }
   }

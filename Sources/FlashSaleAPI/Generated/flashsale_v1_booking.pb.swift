@@ -72,6 +72,8 @@ public struct BookingRecord: ProtoMessage {
   /// Grows each time a unit is claimed: every later step on this booking must
   /// present it, and a stale token is refused.
   public var fencingToken: UInt64 = 0
+  /// Why the unit went back to stock, when it was released.
+  public var releaseReason: String = ""
 
   /// A message with every field at its default value.
   public init() {}
@@ -88,7 +90,8 @@ public struct BookingRecord: ProtoMessage {
     updatedAt: Google_Protobuf_Timestamp? = nil,
     holdExpiresAt: Google_Protobuf_Timestamp? = nil,
     idempotencyKey: String = "",
-    fencingToken: UInt64 = 0
+    fencingToken: UInt64 = 0,
+    releaseReason: String = ""
   ) {
     self.bookingID = bookingID
     self.saleID = saleID
@@ -101,6 +104,7 @@ public struct BookingRecord: ProtoMessage {
     self.holdExpiresAt = holdExpiresAt
     self.idempotencyKey = idempotencyKey
     self.fencingToken = fencingToken
+    self.releaseReason = releaseReason
   }
 }
 
@@ -132,6 +136,9 @@ public struct BookResponse: ProtoMessage {
   public var booking: BookingRecord? = nil
   /// Units free to book right after this hold.
   public var unitsLeft: Int64 = 0
+  /// True when the idempotency key was seen before and this is the booking it
+  /// made then (no second unit was taken).
+  public var replayed: Bool = false
 
   /// A message with every field at its default value.
   public init() {}
@@ -139,10 +146,12 @@ public struct BookResponse: ProtoMessage {
   /// A message with the given fields; the others keep their default value.
   public init(
     booking: BookingRecord? = nil,
-    unitsLeft: Int64 = 0
+    unitsLeft: Int64 = 0,
+    replayed: Bool = false
   ) {
     self.booking = booking
     self.unitsLeft = unitsLeft
+    self.replayed = replayed
   }
 }
 
@@ -237,6 +246,48 @@ public struct GetBookingRequest: ProtoMessage {
   }
 }
 
+/// The proto message `flashsale.v1.ReleaseRequest`.
+public struct ReleaseRequest: ProtoMessage {
+  public static let protoMessageName = "flashsale.v1.ReleaseRequest"
+
+  public var bookingID: String = ""
+  /// When set (non-zero), must be the booking's current fencing token.
+  public var fencingToken: UInt64 = 0
+  /// Recorded on the booking, e.g. "payment declined" or "refund".
+  public var reason: String = ""
+
+  /// A message with every field at its default value.
+  public init() {}
+
+  /// A message with the given fields; the others keep their default value.
+  public init(
+    bookingID: String = "",
+    fencingToken: UInt64 = 0,
+    reason: String = ""
+  ) {
+    self.bookingID = bookingID
+    self.fencingToken = fencingToken
+    self.reason = reason
+  }
+}
+
+/// The proto message `flashsale.v1.ReleaseResponse`.
+public struct ReleaseResponse: ProtoMessage {
+  public static let protoMessageName = "flashsale.v1.ReleaseResponse"
+
+  public var booking: BookingRecord? = nil
+
+  /// A message with every field at its default value.
+  public init() {}
+
+  /// A message with the given fields; the others keep their default value.
+  public init(
+    booking: BookingRecord? = nil
+  ) {
+    self.booking = booking
+  }
+}
+
 // MARK: - Conversion to and from the protobuf-c structs
 
 extension BookingRecord: ProtoCMessageConvertible {
@@ -280,6 +331,7 @@ extension BookingRecord: ProtoCMessageConvertible {
     if let m = c.pointee.hold_expires_at { self.holdExpiresAt = Google_Protobuf_Timestamp(cMessage: m) }
     self.idempotencyKey = ProtoC.string(c.pointee.idempotency_key)
     self.fencingToken = c.pointee.fencing_token
+    self.releaseReason = ProtoC.string(c.pointee.release_reason)
   }
 
   package func cMessage(in arena: inout ProtoArena) -> UnsafeMutablePointer<Flashsale__V1__BookingRecord> {
@@ -296,6 +348,7 @@ extension BookingRecord: ProtoCMessageConvertible {
     if let m = self.holdExpiresAt { c.pointee.hold_expires_at = m.cMessage(in: &arena) }
     c.pointee.idempotency_key = arena.cString(self.idempotencyKey)
     c.pointee.fencing_token = self.fencingToken
+    c.pointee.release_reason = arena.cString(self.releaseReason)
     return c
   }
 }
@@ -375,6 +428,7 @@ extension BookResponse: ProtoCMessageConvertible {
     self.init()
     if let m = c.pointee.booking { self.booking = BookingRecord(cMessage: m) }
     self.unitsLeft = c.pointee.units_left
+    self.replayed = (c.pointee.replayed != 0)
   }
 
   package func cMessage(in arena: inout ProtoArena) -> UnsafeMutablePointer<Flashsale__V1__BookResponse> {
@@ -382,6 +436,7 @@ extension BookResponse: ProtoCMessageConvertible {
     flashsale__v1__book_response__init(c)
     if let m = self.booking { c.pointee.booking = m.cMessage(in: &arena) }
     c.pointee.units_left = self.unitsLeft
+    c.pointee.replayed = (self.replayed ? 1 : 0)
     return c
   }
 }
@@ -591,6 +646,92 @@ extension GetBookingRequest: ProtoCMessageConvertible {
     let c = arena.allocate(Flashsale__V1__GetBookingRequest.self)
     flashsale__v1__get_booking_request__init(c)
     c.pointee.booking_id = arena.cString(self.bookingID)
+    return c
+  }
+}
+
+extension ReleaseRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__ReleaseRequest.self, flashsale__v1__release_request__init)
+
+  public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__ReleaseRequest.self))
+    }
+    self = decoded
+  }
+
+  public func serialize(into buffer: inout [UInt8]) {
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
+  public var serializedSize: Int {
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
+  }
+
+  package init(cMessage c: UnsafePointer<Flashsale__V1__ReleaseRequest>) {
+    self.init()
+    self.bookingID = ProtoC.string(c.pointee.booking_id)
+    self.fencingToken = c.pointee.fencing_token
+    self.reason = ProtoC.string(c.pointee.reason)
+  }
+
+  package func cMessage(in arena: inout ProtoArena) -> UnsafeMutablePointer<Flashsale__V1__ReleaseRequest> {
+    let c = arena.allocate(Flashsale__V1__ReleaseRequest.self)
+    flashsale__v1__release_request__init(c)
+    c.pointee.booking_id = arena.cString(self.bookingID)
+    c.pointee.fencing_token = self.fencingToken
+    c.pointee.reason = arena.cString(self.reason)
+    return c
+  }
+}
+
+extension ReleaseResponse: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__ReleaseResponse.self, flashsale__v1__release_response__init)
+
+  public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__ReleaseResponse.self))
+    }
+    self = decoded
+  }
+
+  public func serialize(into buffer: inout [UInt8]) {
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
+  public var serializedSize: Int {
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
+  }
+
+  package init(cMessage c: UnsafePointer<Flashsale__V1__ReleaseResponse>) {
+    self.init()
+    if let m = c.pointee.booking { self.booking = BookingRecord(cMessage: m) }
+  }
+
+  package func cMessage(in arena: inout ProtoArena) -> UnsafeMutablePointer<Flashsale__V1__ReleaseResponse> {
+    let c = arena.allocate(Flashsale__V1__ReleaseResponse.self)
+    flashsale__v1__release_response__init(c)
+    if let m = self.booking { c.pointee.booking = m.cMessage(in: &arena) }
     return c
   }
 }

@@ -21,8 +21,10 @@ public enum Booking {
     public static let cancel = MethodDescriptor(service: "flashsale.v1.Booking", method: "Cancel", kind: .unary)
     /// `GetBooking`: unary, `flashsale.v1.GetBookingRequest` -> `flashsale.v1.BookingRecord`.
     public static let getBooking = MethodDescriptor(service: "flashsale.v1.Booking", method: "GetBooking", kind: .unary)
+    /// `Release`: unary, `flashsale.v1.ReleaseRequest` -> `flashsale.v1.ReleaseResponse`.
+    public static let release = MethodDescriptor(service: "flashsale.v1.Booking", method: "Release", kind: .unary)
     /// Every method, in declaration order.
-    public static let all: [MethodDescriptor] = [book, confirm, cancel, getBooking]
+    public static let all: [MethodDescriptor] = [book, confirm, cancel, getBooking, release]
   }
 
   /// What a server implements to serve `flashsale.v1.Booking`: one function per method.
@@ -36,8 +38,12 @@ public enum Booking {
     func confirm(_ request: ConfirmRequest, context: ServerContext) -> Reply<ConfirmResponse>
     /// Releases a hold at once; its unit goes back to stock.
     func cancel(_ request: CancelRequest, context: ServerContext) -> Reply<CancelResponse>
-    /// Returns one booking of the calling user.
+    /// Returns one booking of the calling user (any booking, for an admin).
     func getBooking(_ request: GetBookingRequest, context: ServerContext) -> Reply<BookingRecord>
+    /// Returns a held or booked unit to stock, recording why: an admin's
+    /// correction or a checkout compensation. Needs the admin or checkout role.
+    /// Idempotent.
+    func release(_ request: ReleaseRequest, context: ServerContext) -> Reply<ReleaseResponse>
   }
 
   /// A typed client of `flashsale.v1.Booking` over any ``RPCChannel``.
@@ -78,13 +84,24 @@ public enum Booking {
       try await self.channel.unary(Method.cancel, request: request, metadata: metadata, options: options, responseType: CancelResponse.self).message
     }
 
-    /// Returns one booking of the calling user.
+    /// Returns one booking of the calling user (any booking, for an admin).
     public func getBooking(
       _ request: GetBookingRequest,
       metadata: Metadata = [:],
       options: CallOptions = .defaults
     ) async throws(RPCError) -> BookingRecord {
       try await self.channel.unary(Method.getBooking, request: request, metadata: metadata, options: options, responseType: BookingRecord.self).message
+    }
+
+    /// Returns a held or booked unit to stock, recording why: an admin's
+    /// correction or a checkout compensation. Needs the admin or checkout role.
+    /// Idempotent.
+    public func release(
+      _ request: ReleaseRequest,
+      metadata: Metadata = [:],
+      options: CallOptions = .defaults
+    ) async throws(RPCError) -> ReleaseResponse {
+      try await self.channel.unary(Method.release, request: request, metadata: metadata, options: options, responseType: ReleaseResponse.self).message
     }
   }
 }
@@ -97,6 +114,7 @@ extension Booking.ServiceProtocol {
       MethodRoute.unary(Booking.Method.confirm, ConfirmRequest.self) { self.confirm($0, context: $1) },
       MethodRoute.unary(Booking.Method.cancel, CancelRequest.self) { self.cancel($0, context: $1) },
       MethodRoute.unary(Booking.Method.getBooking, GetBookingRequest.self) { self.getBooking($0, context: $1) },
+      MethodRoute.unary(Booking.Method.release, ReleaseRequest.self) { self.release($0, context: $1) },
     ]
   }
 }

@@ -273,6 +273,57 @@ public struct ListSalesResponse: ProtoMessage {
   }
 }
 
+/// The proto message `flashsale.v1.PauseSaleRequest`.
+public struct PauseSaleRequest: ProtoMessage {
+  public static let protoMessageName = "flashsale.v1.PauseSaleRequest"
+
+  public var saleID: String = ""
+
+  /// A message with every field at its default value.
+  public init() {}
+
+  /// A message with the given fields; the others keep their default value.
+  public init(
+    saleID: String = ""
+  ) {
+    self.saleID = saleID
+  }
+}
+
+/// The proto message `flashsale.v1.ResumeSaleRequest`.
+public struct ResumeSaleRequest: ProtoMessage {
+  public static let protoMessageName = "flashsale.v1.ResumeSaleRequest"
+
+  public var saleID: String = ""
+
+  /// A message with every field at its default value.
+  public init() {}
+
+  /// A message with the given fields; the others keep their default value.
+  public init(
+    saleID: String = ""
+  ) {
+    self.saleID = saleID
+  }
+}
+
+/// The proto message `flashsale.v1.CloseSaleRequest`.
+public struct CloseSaleRequest: ProtoMessage {
+  public static let protoMessageName = "flashsale.v1.CloseSaleRequest"
+
+  public var saleID: String = ""
+
+  /// A message with every field at its default value.
+  public init() {}
+
+  /// A message with the given fields; the others keep their default value.
+  public init(
+    saleID: String = ""
+  ) {
+    self.saleID = saleID
+  }
+}
+
 /// The proto message `flashsale.v1.GetAvailabilityRequest`.
 public struct GetAvailabilityRequest: ProtoMessage {
   public static let protoMessageName = "flashsale.v1.GetAvailabilityRequest"
@@ -610,6 +661,129 @@ extension ListSalesResponse: ProtoCMessageConvertible {
       c.pointee.sales = elements
     }
     c.pointee.next_page_token = arena.cString(self.nextPageToken)
+    return c
+  }
+}
+
+extension PauseSaleRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__PauseSaleRequest.self, flashsale__v1__pause_sale_request__init)
+
+  public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__PauseSaleRequest.self))
+    }
+    self = decoded
+  }
+
+  public func serialize(into buffer: inout [UInt8]) {
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
+  public var serializedSize: Int {
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
+  }
+
+  package init(cMessage c: UnsafePointer<Flashsale__V1__PauseSaleRequest>) {
+    self.init()
+    self.saleID = ProtoC.string(c.pointee.sale_id)
+  }
+
+  package func cMessage(in arena: inout ProtoArena) -> UnsafeMutablePointer<Flashsale__V1__PauseSaleRequest> {
+    let c = arena.allocate(Flashsale__V1__PauseSaleRequest.self)
+    flashsale__v1__pause_sale_request__init(c)
+    c.pointee.sale_id = arena.cString(self.saleID)
+    return c
+  }
+}
+
+extension ResumeSaleRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__ResumeSaleRequest.self, flashsale__v1__resume_sale_request__init)
+
+  public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__ResumeSaleRequest.self))
+    }
+    self = decoded
+  }
+
+  public func serialize(into buffer: inout [UInt8]) {
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
+  public var serializedSize: Int {
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
+  }
+
+  package init(cMessage c: UnsafePointer<Flashsale__V1__ResumeSaleRequest>) {
+    self.init()
+    self.saleID = ProtoC.string(c.pointee.sale_id)
+  }
+
+  package func cMessage(in arena: inout ProtoArena) -> UnsafeMutablePointer<Flashsale__V1__ResumeSaleRequest> {
+    let c = arena.allocate(Flashsale__V1__ResumeSaleRequest.self)
+    flashsale__v1__resume_sale_request__init(c)
+    c.pointee.sale_id = arena.cString(self.saleID)
+    return c
+  }
+}
+
+extension CloseSaleRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__CloseSaleRequest.self, flashsale__v1__close_sale_request__init)
+
+  public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__CloseSaleRequest.self))
+    }
+    self = decoded
+  }
+
+  public func serialize(into buffer: inout [UInt8]) {
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
+  public var serializedSize: Int {
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
+  }
+
+  package init(cMessage c: UnsafePointer<Flashsale__V1__CloseSaleRequest>) {
+    self.init()
+    self.saleID = ProtoC.string(c.pointee.sale_id)
+  }
+
+  package func cMessage(in arena: inout ProtoArena) -> UnsafeMutablePointer<Flashsale__V1__CloseSaleRequest> {
+    let c = arena.allocate(Flashsale__V1__CloseSaleRequest.self)
+    flashsale__v1__close_sale_request__init(c)
+    c.pointee.sale_id = arena.cString(self.saleID)
     return c
   }
 }

@@ -23,8 +23,14 @@ public enum Inventory {
     public static let getAvailability = MethodDescriptor(service: "flashsale.v1.Inventory", method: "GetAvailability", kind: .unary)
     /// `WatchAvailability`: serverStreaming, `flashsale.v1.WatchAvailabilityRequest` -> `flashsale.v1.Availability`.
     public static let watchAvailability = MethodDescriptor(service: "flashsale.v1.Inventory", method: "WatchAvailability", kind: .serverStreaming)
+    /// `PauseSale`: unary, `flashsale.v1.PauseSaleRequest` -> `flashsale.v1.Sale`.
+    public static let pauseSale = MethodDescriptor(service: "flashsale.v1.Inventory", method: "PauseSale", kind: .unary)
+    /// `ResumeSale`: unary, `flashsale.v1.ResumeSaleRequest` -> `flashsale.v1.Sale`.
+    public static let resumeSale = MethodDescriptor(service: "flashsale.v1.Inventory", method: "ResumeSale", kind: .unary)
+    /// `CloseSale`: unary, `flashsale.v1.CloseSaleRequest` -> `flashsale.v1.Sale`.
+    public static let closeSale = MethodDescriptor(service: "flashsale.v1.Inventory", method: "CloseSale", kind: .unary)
     /// Every method, in declaration order.
-    public static let all: [MethodDescriptor] = [createSale, getSale, listSales, getAvailability, watchAvailability]
+    public static let all: [MethodDescriptor] = [createSale, getSale, listSales, getAvailability, watchAvailability, pauseSale, resumeSale, closeSale]
   }
 
   /// What a server implements to serve `flashsale.v1.Inventory`: one function per method.
@@ -42,6 +48,13 @@ public enum Inventory {
     /// Streams the count each time it changes (coalesced: a slow reader gets the
     /// newest count, never a backlog).
     func watchAvailability(_ request: WatchAvailabilityRequest, responses: ResponseWriter<Availability>, context: ServerContext) async throws
+    /// Refuses new holds until resumed; holds already taken run on. Admin only.
+    func pauseSale(_ request: PauseSaleRequest, context: ServerContext) -> Reply<Sale>
+    /// Lets booking continue after a pause. Admin only.
+    func resumeSale(_ request: ResumeSaleRequest, context: ServerContext) -> Reply<Sale>
+    /// Ends the sale before its end time; holds already taken run to their
+    /// deadline. Admin only.
+    func closeSale(_ request: CloseSaleRequest, context: ServerContext) -> Reply<Sale>
   }
 
   /// A typed client of `flashsale.v1.Inventory` over any ``RPCChannel``.
@@ -99,6 +112,34 @@ public enum Inventory {
     ) async throws(RPCError) -> ClientResponseStream<Availability> {
       try await self.channel.serverStreaming(Method.watchAvailability, request: request, metadata: metadata, options: options, responseType: Availability.self)
     }
+
+    /// Refuses new holds until resumed; holds already taken run on. Admin only.
+    public func pauseSale(
+      _ request: PauseSaleRequest,
+      metadata: Metadata = [:],
+      options: CallOptions = .defaults
+    ) async throws(RPCError) -> Sale {
+      try await self.channel.unary(Method.pauseSale, request: request, metadata: metadata, options: options, responseType: Sale.self).message
+    }
+
+    /// Lets booking continue after a pause. Admin only.
+    public func resumeSale(
+      _ request: ResumeSaleRequest,
+      metadata: Metadata = [:],
+      options: CallOptions = .defaults
+    ) async throws(RPCError) -> Sale {
+      try await self.channel.unary(Method.resumeSale, request: request, metadata: metadata, options: options, responseType: Sale.self).message
+    }
+
+    /// Ends the sale before its end time; holds already taken run to their
+    /// deadline. Admin only.
+    public func closeSale(
+      _ request: CloseSaleRequest,
+      metadata: Metadata = [:],
+      options: CallOptions = .defaults
+    ) async throws(RPCError) -> Sale {
+      try await self.channel.unary(Method.closeSale, request: request, metadata: metadata, options: options, responseType: Sale.self).message
+    }
   }
 }
 
@@ -111,6 +152,9 @@ extension Inventory.ServiceProtocol {
       MethodRoute.unary(Inventory.Method.listSales, ListSalesRequest.self) { self.listSales($0, context: $1) },
       MethodRoute.unary(Inventory.Method.getAvailability, GetAvailabilityRequest.self) { self.getAvailability($0, context: $1) },
       MethodRoute.serverStreaming(Inventory.Method.watchAvailability, WatchAvailabilityRequest.self, Availability.self) { try await self.watchAvailability($0, responses: $1, context: $2) },
+      MethodRoute.unary(Inventory.Method.pauseSale, PauseSaleRequest.self) { self.pauseSale($0, context: $1) },
+      MethodRoute.unary(Inventory.Method.resumeSale, ResumeSaleRequest.self) { self.resumeSale($0, context: $1) },
+      MethodRoute.unary(Inventory.Method.closeSale, CloseSaleRequest.self) { self.closeSale($0, context: $1) },
     ]
   }
 }

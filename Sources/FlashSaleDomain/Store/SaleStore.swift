@@ -89,6 +89,10 @@ public protocol SaleStore: Sendable {
   /// The sale's unit counts, from the store.
   func counts(_ saleID: SaleID) async throws -> UnitCounts
 
+  /// The sale's counts with the version of its stock, which grows with every
+  /// change to them (in every process sharing the store).
+  func stockLevel(_ saleID: SaleID) async throws -> StockLevel
+
   /// Checks the sale's invariants against the stored rows.
   func audit(_ saleID: SaleID) async throws -> [AuditFinding]
 }
@@ -101,5 +105,17 @@ public struct SaleCursor: Hashable, Sendable {
   public init(createdAt: Timestamp, id: SaleID) {
     self.createdAt = createdAt
     self.id = id
+  }
+}
+
+/// A sale's counts at one version of its stock.
+public struct StockLevel: Hashable, Sendable {
+  public var counts: UnitCounts
+  /// Grows each time a unit is claimed, confirmed, or given back.
+  public var version: UInt64
+
+  public init(counts: UnitCounts, version: UInt64) {
+    self.counts = counts
+    self.version = version
   }
 }

@@ -367,7 +367,97 @@ void   flashsale__v1__get_booking_request__free_unpacked
   assert(message->base.descriptor == &flashsale__v1__get_booking_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor flashsale__v1__booking_record__field_descriptors[11] =
+void   flashsale__v1__release_request__init
+                     (Flashsale__V1__ReleaseRequest         *message)
+{
+  static const Flashsale__V1__ReleaseRequest init_value = FLASHSALE__V1__RELEASE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t flashsale__v1__release_request__get_packed_size
+                     (const Flashsale__V1__ReleaseRequest *message)
+{
+  assert(message->base.descriptor == &flashsale__v1__release_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t flashsale__v1__release_request__pack
+                     (const Flashsale__V1__ReleaseRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &flashsale__v1__release_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t flashsale__v1__release_request__pack_to_buffer
+                     (const Flashsale__V1__ReleaseRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &flashsale__v1__release_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Flashsale__V1__ReleaseRequest *
+       flashsale__v1__release_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Flashsale__V1__ReleaseRequest *)
+     protobuf_c_message_unpack (&flashsale__v1__release_request__descriptor,
+                                allocator, len, data);
+}
+void   flashsale__v1__release_request__free_unpacked
+                     (Flashsale__V1__ReleaseRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &flashsale__v1__release_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   flashsale__v1__release_response__init
+                     (Flashsale__V1__ReleaseResponse         *message)
+{
+  static const Flashsale__V1__ReleaseResponse init_value = FLASHSALE__V1__RELEASE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t flashsale__v1__release_response__get_packed_size
+                     (const Flashsale__V1__ReleaseResponse *message)
+{
+  assert(message->base.descriptor == &flashsale__v1__release_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t flashsale__v1__release_response__pack
+                     (const Flashsale__V1__ReleaseResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &flashsale__v1__release_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t flashsale__v1__release_response__pack_to_buffer
+                     (const Flashsale__V1__ReleaseResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &flashsale__v1__release_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Flashsale__V1__ReleaseResponse *
+       flashsale__v1__release_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Flashsale__V1__ReleaseResponse *)
+     protobuf_c_message_unpack (&flashsale__v1__release_response__descriptor,
+                                allocator, len, data);
+}
+void   flashsale__v1__release_response__free_unpacked
+                     (Flashsale__V1__ReleaseResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &flashsale__v1__release_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor flashsale__v1__booking_record__field_descriptors[12] =
 {
   {
     "booking_id",
@@ -501,6 +591,18 @@ static const ProtobufCFieldDescriptor flashsale__v1__booking_record__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "release_reason",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__BookingRecord, release_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned flashsale__v1__booking_record__field_indices_by_name[] = {
   0,   /* field[0] = booking_id */
@@ -510,6 +612,7 @@ static const unsigned flashsale__v1__booking_record__field_indices_by_name[] = {
   9,   /* field[9] = idempotency_key */
   3,   /* field[3] = item_id */
   4,   /* field[4] = price */
+  11,   /* field[11] = release_reason */
   1,   /* field[1] = sale_id */
   5,   /* field[5] = status */
   7,   /* field[7] = updated_at */
@@ -518,7 +621,7 @@ static const unsigned flashsale__v1__booking_record__field_indices_by_name[] = {
 static const ProtobufCIntRange flashsale__v1__booking_record__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor flashsale__v1__booking_record__descriptor =
 {
@@ -528,7 +631,7 @@ const ProtobufCMessageDescriptor flashsale__v1__booking_record__descriptor =
   "Flashsale__V1__BookingRecord",
   "flashsale.v1",
   sizeof(Flashsale__V1__BookingRecord),
-  11,
+  12,
   flashsale__v1__booking_record__field_descriptors,
   flashsale__v1__booking_record__field_indices_by_name,
   1,  flashsale__v1__booking_record__number_ranges,
@@ -586,7 +689,7 @@ const ProtobufCMessageDescriptor flashsale__v1__book_request__descriptor =
   (ProtobufCMessageInit) flashsale__v1__book_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor flashsale__v1__book_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor flashsale__v1__book_response__field_descriptors[3] =
 {
   {
     "booking",
@@ -612,15 +715,28 @@ static const ProtobufCFieldDescriptor flashsale__v1__book_response__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "replayed",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__BookResponse, replayed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned flashsale__v1__book_response__field_indices_by_name[] = {
   0,   /* field[0] = booking */
+  2,   /* field[2] = replayed */
   1,   /* field[1] = units_left */
 };
 static const ProtobufCIntRange flashsale__v1__book_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor flashsale__v1__book_response__descriptor =
 {
@@ -630,7 +746,7 @@ const ProtobufCMessageDescriptor flashsale__v1__book_response__descriptor =
   "Flashsale__V1__BookResponse",
   "flashsale.v1",
   sizeof(Flashsale__V1__BookResponse),
-  2,
+  3,
   flashsale__v1__book_response__field_descriptors,
   flashsale__v1__book_response__field_indices_by_name,
   1,  flashsale__v1__book_response__number_ranges,
@@ -853,6 +969,108 @@ const ProtobufCMessageDescriptor flashsale__v1__get_booking_request__descriptor 
   (ProtobufCMessageInit) flashsale__v1__get_booking_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor flashsale__v1__release_request__field_descriptors[3] =
+{
+  {
+    "booking_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__ReleaseRequest, booking_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "fencing_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__ReleaseRequest, fencing_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__ReleaseRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned flashsale__v1__release_request__field_indices_by_name[] = {
+  0,   /* field[0] = booking_id */
+  1,   /* field[1] = fencing_token */
+  2,   /* field[2] = reason */
+};
+static const ProtobufCIntRange flashsale__v1__release_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor flashsale__v1__release_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "flashsale.v1.ReleaseRequest",
+  "ReleaseRequest",
+  "Flashsale__V1__ReleaseRequest",
+  "flashsale.v1",
+  sizeof(Flashsale__V1__ReleaseRequest),
+  3,
+  flashsale__v1__release_request__field_descriptors,
+  flashsale__v1__release_request__field_indices_by_name,
+  1,  flashsale__v1__release_request__number_ranges,
+  (ProtobufCMessageInit) flashsale__v1__release_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor flashsale__v1__release_response__field_descriptors[1] =
+{
+  {
+    "booking",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__ReleaseResponse, booking),
+    &flashsale__v1__booking_record__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned flashsale__v1__release_response__field_indices_by_name[] = {
+  0,   /* field[0] = booking */
+};
+static const ProtobufCIntRange flashsale__v1__release_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor flashsale__v1__release_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "flashsale.v1.ReleaseResponse",
+  "ReleaseResponse",
+  "Flashsale__V1__ReleaseResponse",
+  "flashsale.v1",
+  sizeof(Flashsale__V1__ReleaseResponse),
+  1,
+  flashsale__v1__release_response__field_descriptors,
+  flashsale__v1__release_response__field_indices_by_name,
+  1,  flashsale__v1__release_response__number_ranges,
+  (ProtobufCMessageInit) flashsale__v1__release_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue flashsale__v1__booking_status__enum_values_by_number[5] =
 {
   { "BOOKING_STATUS_UNSPECIFIED", "FLASHSALE__V1__BOOKING_STATUS__BOOKING_STATUS_UNSPECIFIED", 0 },
@@ -887,18 +1105,20 @@ const ProtobufCEnumDescriptor flashsale__v1__booking_status__descriptor =
   flashsale__v1__booking_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor flashsale__v1__booking__method_descriptors[4] =
+static const ProtobufCMethodDescriptor flashsale__v1__booking__method_descriptors[5] =
 {
   { "Book", &flashsale__v1__book_request__descriptor, &flashsale__v1__book_response__descriptor },
   { "Confirm", &flashsale__v1__confirm_request__descriptor, &flashsale__v1__confirm_response__descriptor },
   { "Cancel", &flashsale__v1__cancel_request__descriptor, &flashsale__v1__cancel_response__descriptor },
   { "GetBooking", &flashsale__v1__get_booking_request__descriptor, &flashsale__v1__booking_record__descriptor },
+  { "Release", &flashsale__v1__release_request__descriptor, &flashsale__v1__release_response__descriptor },
 };
 const unsigned flashsale__v1__booking__method_indices_by_name[] = {
   0,        /* Book */
   2,        /* Cancel */
   1,        /* Confirm */
-  3         /* GetBooking */
+  3,        /* GetBooking */
+  4         /* Release */
 };
 const ProtobufCServiceDescriptor flashsale__v1__booking__descriptor =
 {
@@ -907,7 +1127,7 @@ const ProtobufCServiceDescriptor flashsale__v1__booking__descriptor =
   "Booking",
   "Flashsale__V1__Booking",
   "flashsale.v1",
-  4,
+  5,
   flashsale__v1__booking__method_descriptors,
   flashsale__v1__booking__method_indices_by_name
 };
@@ -942,6 +1162,14 @@ void flashsale__v1__booking__get_booking(ProtobufCService *service,
 {
   assert(service->descriptor == &flashsale__v1__booking__descriptor);
   service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void flashsale__v1__booking__release(ProtobufCService *service,
+                                     const Flashsale__V1__ReleaseRequest *input,
+                                     Flashsale__V1__ReleaseResponse_Closure closure,
+                                     void *closure_data)
+{
+  assert(service->descriptor == &flashsale__v1__booking__descriptor);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void flashsale__v1__booking__init (Flashsale__V1__Booking_Service *service,
                                    Flashsale__V1__Booking_ServiceDestroy destroy)

@@ -232,6 +232,141 @@ void   flashsale__v1__list_sales_response__free_unpacked
   assert(message->base.descriptor == &flashsale__v1__list_sales_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   flashsale__v1__pause_sale_request__init
+                     (Flashsale__V1__PauseSaleRequest         *message)
+{
+  static const Flashsale__V1__PauseSaleRequest init_value = FLASHSALE__V1__PAUSE_SALE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t flashsale__v1__pause_sale_request__get_packed_size
+                     (const Flashsale__V1__PauseSaleRequest *message)
+{
+  assert(message->base.descriptor == &flashsale__v1__pause_sale_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t flashsale__v1__pause_sale_request__pack
+                     (const Flashsale__V1__PauseSaleRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &flashsale__v1__pause_sale_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t flashsale__v1__pause_sale_request__pack_to_buffer
+                     (const Flashsale__V1__PauseSaleRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &flashsale__v1__pause_sale_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Flashsale__V1__PauseSaleRequest *
+       flashsale__v1__pause_sale_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Flashsale__V1__PauseSaleRequest *)
+     protobuf_c_message_unpack (&flashsale__v1__pause_sale_request__descriptor,
+                                allocator, len, data);
+}
+void   flashsale__v1__pause_sale_request__free_unpacked
+                     (Flashsale__V1__PauseSaleRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &flashsale__v1__pause_sale_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   flashsale__v1__resume_sale_request__init
+                     (Flashsale__V1__ResumeSaleRequest         *message)
+{
+  static const Flashsale__V1__ResumeSaleRequest init_value = FLASHSALE__V1__RESUME_SALE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t flashsale__v1__resume_sale_request__get_packed_size
+                     (const Flashsale__V1__ResumeSaleRequest *message)
+{
+  assert(message->base.descriptor == &flashsale__v1__resume_sale_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t flashsale__v1__resume_sale_request__pack
+                     (const Flashsale__V1__ResumeSaleRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &flashsale__v1__resume_sale_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t flashsale__v1__resume_sale_request__pack_to_buffer
+                     (const Flashsale__V1__ResumeSaleRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &flashsale__v1__resume_sale_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Flashsale__V1__ResumeSaleRequest *
+       flashsale__v1__resume_sale_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Flashsale__V1__ResumeSaleRequest *)
+     protobuf_c_message_unpack (&flashsale__v1__resume_sale_request__descriptor,
+                                allocator, len, data);
+}
+void   flashsale__v1__resume_sale_request__free_unpacked
+                     (Flashsale__V1__ResumeSaleRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &flashsale__v1__resume_sale_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   flashsale__v1__close_sale_request__init
+                     (Flashsale__V1__CloseSaleRequest         *message)
+{
+  static const Flashsale__V1__CloseSaleRequest init_value = FLASHSALE__V1__CLOSE_SALE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t flashsale__v1__close_sale_request__get_packed_size
+                     (const Flashsale__V1__CloseSaleRequest *message)
+{
+  assert(message->base.descriptor == &flashsale__v1__close_sale_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t flashsale__v1__close_sale_request__pack
+                     (const Flashsale__V1__CloseSaleRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &flashsale__v1__close_sale_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t flashsale__v1__close_sale_request__pack_to_buffer
+                     (const Flashsale__V1__CloseSaleRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &flashsale__v1__close_sale_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Flashsale__V1__CloseSaleRequest *
+       flashsale__v1__close_sale_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Flashsale__V1__CloseSaleRequest *)
+     protobuf_c_message_unpack (&flashsale__v1__close_sale_request__descriptor,
+                                allocator, len, data);
+}
+void   flashsale__v1__close_sale_request__free_unpacked
+                     (Flashsale__V1__CloseSaleRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &flashsale__v1__close_sale_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   flashsale__v1__get_availability_request__init
                      (Flashsale__V1__GetAvailabilityRequest         *message)
 {
@@ -856,6 +991,120 @@ const ProtobufCMessageDescriptor flashsale__v1__list_sales_response__descriptor 
   (ProtobufCMessageInit) flashsale__v1__list_sales_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor flashsale__v1__pause_sale_request__field_descriptors[1] =
+{
+  {
+    "sale_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__PauseSaleRequest, sale_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned flashsale__v1__pause_sale_request__field_indices_by_name[] = {
+  0,   /* field[0] = sale_id */
+};
+static const ProtobufCIntRange flashsale__v1__pause_sale_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor flashsale__v1__pause_sale_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "flashsale.v1.PauseSaleRequest",
+  "PauseSaleRequest",
+  "Flashsale__V1__PauseSaleRequest",
+  "flashsale.v1",
+  sizeof(Flashsale__V1__PauseSaleRequest),
+  1,
+  flashsale__v1__pause_sale_request__field_descriptors,
+  flashsale__v1__pause_sale_request__field_indices_by_name,
+  1,  flashsale__v1__pause_sale_request__number_ranges,
+  (ProtobufCMessageInit) flashsale__v1__pause_sale_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor flashsale__v1__resume_sale_request__field_descriptors[1] =
+{
+  {
+    "sale_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__ResumeSaleRequest, sale_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned flashsale__v1__resume_sale_request__field_indices_by_name[] = {
+  0,   /* field[0] = sale_id */
+};
+static const ProtobufCIntRange flashsale__v1__resume_sale_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor flashsale__v1__resume_sale_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "flashsale.v1.ResumeSaleRequest",
+  "ResumeSaleRequest",
+  "Flashsale__V1__ResumeSaleRequest",
+  "flashsale.v1",
+  sizeof(Flashsale__V1__ResumeSaleRequest),
+  1,
+  flashsale__v1__resume_sale_request__field_descriptors,
+  flashsale__v1__resume_sale_request__field_indices_by_name,
+  1,  flashsale__v1__resume_sale_request__number_ranges,
+  (ProtobufCMessageInit) flashsale__v1__resume_sale_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor flashsale__v1__close_sale_request__field_descriptors[1] =
+{
+  {
+    "sale_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__CloseSaleRequest, sale_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned flashsale__v1__close_sale_request__field_indices_by_name[] = {
+  0,   /* field[0] = sale_id */
+};
+static const ProtobufCIntRange flashsale__v1__close_sale_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor flashsale__v1__close_sale_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "flashsale.v1.CloseSaleRequest",
+  "CloseSaleRequest",
+  "Flashsale__V1__CloseSaleRequest",
+  "flashsale.v1",
+  sizeof(Flashsale__V1__CloseSaleRequest),
+  1,
+  flashsale__v1__close_sale_request__field_descriptors,
+  flashsale__v1__close_sale_request__field_indices_by_name,
+  1,  flashsale__v1__close_sale_request__number_ranges,
+  (ProtobufCMessageInit) flashsale__v1__close_sale_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor flashsale__v1__get_availability_request__field_descriptors[1] =
 {
   {
@@ -1146,19 +1395,25 @@ const ProtobufCEnumDescriptor flashsale__v1__availability_state__descriptor =
   flashsale__v1__availability_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor flashsale__v1__inventory__method_descriptors[5] =
+static const ProtobufCMethodDescriptor flashsale__v1__inventory__method_descriptors[8] =
 {
   { "CreateSale", &flashsale__v1__create_sale_request__descriptor, &flashsale__v1__sale__descriptor },
   { "GetSale", &flashsale__v1__get_sale_request__descriptor, &flashsale__v1__sale__descriptor },
   { "ListSales", &flashsale__v1__list_sales_request__descriptor, &flashsale__v1__list_sales_response__descriptor },
   { "GetAvailability", &flashsale__v1__get_availability_request__descriptor, &flashsale__v1__availability__descriptor },
   { "WatchAvailability", &flashsale__v1__watch_availability_request__descriptor, &flashsale__v1__availability__descriptor },
+  { "PauseSale", &flashsale__v1__pause_sale_request__descriptor, &flashsale__v1__sale__descriptor },
+  { "ResumeSale", &flashsale__v1__resume_sale_request__descriptor, &flashsale__v1__sale__descriptor },
+  { "CloseSale", &flashsale__v1__close_sale_request__descriptor, &flashsale__v1__sale__descriptor },
 };
 const unsigned flashsale__v1__inventory__method_indices_by_name[] = {
+  7,        /* CloseSale */
   0,        /* CreateSale */
   3,        /* GetAvailability */
   1,        /* GetSale */
   2,        /* ListSales */
+  5,        /* PauseSale */
+  6,        /* ResumeSale */
   4         /* WatchAvailability */
 };
 const ProtobufCServiceDescriptor flashsale__v1__inventory__descriptor =
@@ -1168,7 +1423,7 @@ const ProtobufCServiceDescriptor flashsale__v1__inventory__descriptor =
   "Inventory",
   "Flashsale__V1__Inventory",
   "flashsale.v1",
-  5,
+  8,
   flashsale__v1__inventory__method_descriptors,
   flashsale__v1__inventory__method_indices_by_name
 };
@@ -1211,6 +1466,30 @@ void flashsale__v1__inventory__watch_availability(ProtobufCService *service,
 {
   assert(service->descriptor == &flashsale__v1__inventory__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void flashsale__v1__inventory__pause_sale(ProtobufCService *service,
+                                          const Flashsale__V1__PauseSaleRequest *input,
+                                          Flashsale__V1__Sale_Closure closure,
+                                          void *closure_data)
+{
+  assert(service->descriptor == &flashsale__v1__inventory__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void flashsale__v1__inventory__resume_sale(ProtobufCService *service,
+                                           const Flashsale__V1__ResumeSaleRequest *input,
+                                           Flashsale__V1__Sale_Closure closure,
+                                           void *closure_data)
+{
+  assert(service->descriptor == &flashsale__v1__inventory__descriptor);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void flashsale__v1__inventory__close_sale(ProtobufCService *service,
+                                          const Flashsale__V1__CloseSaleRequest *input,
+                                          Flashsale__V1__Sale_Closure closure,
+                                          void *closure_data)
+{
+  assert(service->descriptor == &flashsale__v1__inventory__descriptor);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void flashsale__v1__inventory__init (Flashsale__V1__Inventory_Service *service,
                                      Flashsale__V1__Inventory_ServiceDestroy destroy)

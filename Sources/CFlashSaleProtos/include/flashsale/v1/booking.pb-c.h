@@ -25,6 +25,8 @@ typedef struct Flashsale__V1__ConfirmResponse Flashsale__V1__ConfirmResponse;
 typedef struct Flashsale__V1__CancelRequest Flashsale__V1__CancelRequest;
 typedef struct Flashsale__V1__CancelResponse Flashsale__V1__CancelResponse;
 typedef struct Flashsale__V1__GetBookingRequest Flashsale__V1__GetBookingRequest;
+typedef struct Flashsale__V1__ReleaseRequest Flashsale__V1__ReleaseRequest;
+typedef struct Flashsale__V1__ReleaseResponse Flashsale__V1__ReleaseResponse;
 
 
 /* --- enums --- */
@@ -79,10 +81,14 @@ struct  Flashsale__V1__BookingRecord
    * present it, and a stale token is refused.
    */
   uint64_t fencing_token;
+  /*
+   * Why the unit went back to stock, when it was released.
+   */
+  char *release_reason;
 };
 #define FLASHSALE__V1__BOOKING_RECORD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__booking_record__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, FLASHSALE__V1__BOOKING_STATUS__BOOKING_STATUS_UNSPECIFIED, NULL, NULL, NULL, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, FLASHSALE__V1__BOOKING_STATUS__BOOKING_STATUS_UNSPECIFIED, NULL, NULL, NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Flashsale__V1__BookRequest
@@ -107,10 +113,15 @@ struct  Flashsale__V1__BookResponse
    * Units free to book right after this hold.
    */
   int64_t units_left;
+  /*
+   * True when the idempotency key was seen before and this is the booking it
+   * made then (no second unit was taken).
+   */
+  protobuf_c_boolean replayed;
 };
 #define FLASHSALE__V1__BOOK_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__book_response__descriptor) \
-    , NULL, 0 }
+    , NULL, 0, 0 }
 
 
 struct  Flashsale__V1__ConfirmRequest
@@ -163,6 +174,34 @@ struct  Flashsale__V1__GetBookingRequest
 #define FLASHSALE__V1__GET_BOOKING_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__get_booking_request__descriptor) \
     , (char *)protobuf_c_empty_string }
+
+
+struct  Flashsale__V1__ReleaseRequest
+{
+  ProtobufCMessage base;
+  char *booking_id;
+  /*
+   * When set (non-zero), must be the booking's current fencing token.
+   */
+  uint64_t fencing_token;
+  /*
+   * Recorded on the booking, e.g. "payment declined" or "refund".
+   */
+  char *reason;
+};
+#define FLASHSALE__V1__RELEASE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__release_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Flashsale__V1__ReleaseResponse
+{
+  ProtobufCMessage base;
+  Flashsale__V1__BookingRecord *booking;
+};
+#define FLASHSALE__V1__RELEASE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__release_response__descriptor) \
+    , NULL }
 
 
 /* Flashsale__V1__BookingRecord methods */
@@ -317,6 +356,44 @@ Flashsale__V1__GetBookingRequest *
 void   flashsale__v1__get_booking_request__free_unpacked
                      (Flashsale__V1__GetBookingRequest *message,
                       ProtobufCAllocator *allocator);
+/* Flashsale__V1__ReleaseRequest methods */
+void   flashsale__v1__release_request__init
+                     (Flashsale__V1__ReleaseRequest         *message);
+size_t flashsale__v1__release_request__get_packed_size
+                     (const Flashsale__V1__ReleaseRequest   *message);
+size_t flashsale__v1__release_request__pack
+                     (const Flashsale__V1__ReleaseRequest   *message,
+                      uint8_t             *out);
+size_t flashsale__v1__release_request__pack_to_buffer
+                     (const Flashsale__V1__ReleaseRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Flashsale__V1__ReleaseRequest *
+       flashsale__v1__release_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   flashsale__v1__release_request__free_unpacked
+                     (Flashsale__V1__ReleaseRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Flashsale__V1__ReleaseResponse methods */
+void   flashsale__v1__release_response__init
+                     (Flashsale__V1__ReleaseResponse         *message);
+size_t flashsale__v1__release_response__get_packed_size
+                     (const Flashsale__V1__ReleaseResponse   *message);
+size_t flashsale__v1__release_response__pack
+                     (const Flashsale__V1__ReleaseResponse   *message,
+                      uint8_t             *out);
+size_t flashsale__v1__release_response__pack_to_buffer
+                     (const Flashsale__V1__ReleaseResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Flashsale__V1__ReleaseResponse *
+       flashsale__v1__release_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   flashsale__v1__release_response__free_unpacked
+                     (Flashsale__V1__ReleaseResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Flashsale__V1__BookingRecord_Closure)
@@ -343,6 +420,12 @@ typedef void (*Flashsale__V1__CancelResponse_Closure)
 typedef void (*Flashsale__V1__GetBookingRequest_Closure)
                  (const Flashsale__V1__GetBookingRequest *message,
                   void *closure_data);
+typedef void (*Flashsale__V1__ReleaseRequest_Closure)
+                 (const Flashsale__V1__ReleaseRequest *message,
+                  void *closure_data);
+typedef void (*Flashsale__V1__ReleaseResponse_Closure)
+                 (const Flashsale__V1__ReleaseResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -366,6 +449,10 @@ struct Flashsale__V1__Booking_Service
                       const Flashsale__V1__GetBookingRequest *input,
                       Flashsale__V1__BookingRecord_Closure closure,
                       void *closure_data);
+  void (*release)(Flashsale__V1__Booking_Service *service,
+                  const Flashsale__V1__ReleaseRequest *input,
+                  Flashsale__V1__ReleaseResponse_Closure closure,
+                  void *closure_data);
 };
 typedef void (*Flashsale__V1__Booking_ServiceDestroy)(Flashsale__V1__Booking_Service *);
 void flashsale__v1__booking__init (Flashsale__V1__Booking_Service *service,
@@ -377,7 +464,8 @@ void flashsale__v1__booking__init (Flashsale__V1__Booking_Service *service,
       function_prefix__ ## book,\
       function_prefix__ ## confirm,\
       function_prefix__ ## cancel,\
-      function_prefix__ ## get_booking  }
+      function_prefix__ ## get_booking,\
+      function_prefix__ ## release  }
 void flashsale__v1__booking__book(ProtobufCService *service,
                                   const Flashsale__V1__BookRequest *input,
                                   Flashsale__V1__BookResponse_Closure closure,
@@ -394,6 +482,10 @@ void flashsale__v1__booking__get_booking(ProtobufCService *service,
                                          const Flashsale__V1__GetBookingRequest *input,
                                          Flashsale__V1__BookingRecord_Closure closure,
                                          void *closure_data);
+void flashsale__v1__booking__release(ProtobufCService *service,
+                                     const Flashsale__V1__ReleaseRequest *input,
+                                     Flashsale__V1__ReleaseResponse_Closure closure,
+                                     void *closure_data);
 
 /* --- descriptors --- */
 
@@ -406,6 +498,8 @@ extern const ProtobufCMessageDescriptor flashsale__v1__confirm_response__descrip
 extern const ProtobufCMessageDescriptor flashsale__v1__cancel_request__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__cancel_response__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__get_booking_request__descriptor;
+extern const ProtobufCMessageDescriptor flashsale__v1__release_request__descriptor;
+extern const ProtobufCMessageDescriptor flashsale__v1__release_response__descriptor;
 extern const ProtobufCServiceDescriptor flashsale__v1__booking__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -24,6 +24,9 @@ typedef struct Flashsale__V1__CreateSaleRequest Flashsale__V1__CreateSaleRequest
 typedef struct Flashsale__V1__GetSaleRequest Flashsale__V1__GetSaleRequest;
 typedef struct Flashsale__V1__ListSalesRequest Flashsale__V1__ListSalesRequest;
 typedef struct Flashsale__V1__ListSalesResponse Flashsale__V1__ListSalesResponse;
+typedef struct Flashsale__V1__PauseSaleRequest Flashsale__V1__PauseSaleRequest;
+typedef struct Flashsale__V1__ResumeSaleRequest Flashsale__V1__ResumeSaleRequest;
+typedef struct Flashsale__V1__CloseSaleRequest Flashsale__V1__CloseSaleRequest;
 typedef struct Flashsale__V1__GetAvailabilityRequest Flashsale__V1__GetAvailabilityRequest;
 typedef struct Flashsale__V1__WatchAvailabilityRequest Flashsale__V1__WatchAvailabilityRequest;
 typedef struct Flashsale__V1__Availability Flashsale__V1__Availability;
@@ -195,6 +198,36 @@ struct  Flashsale__V1__ListSalesResponse
     , 0,NULL, (char *)protobuf_c_empty_string }
 
 
+struct  Flashsale__V1__PauseSaleRequest
+{
+  ProtobufCMessage base;
+  char *sale_id;
+};
+#define FLASHSALE__V1__PAUSE_SALE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__pause_sale_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Flashsale__V1__ResumeSaleRequest
+{
+  ProtobufCMessage base;
+  char *sale_id;
+};
+#define FLASHSALE__V1__RESUME_SALE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__resume_sale_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Flashsale__V1__CloseSaleRequest
+{
+  ProtobufCMessage base;
+  char *sale_id;
+};
+#define FLASHSALE__V1__CLOSE_SALE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__close_sale_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
 struct  Flashsale__V1__GetAvailabilityRequest
 {
   ProtobufCMessage base;
@@ -349,6 +382,63 @@ Flashsale__V1__ListSalesResponse *
 void   flashsale__v1__list_sales_response__free_unpacked
                      (Flashsale__V1__ListSalesResponse *message,
                       ProtobufCAllocator *allocator);
+/* Flashsale__V1__PauseSaleRequest methods */
+void   flashsale__v1__pause_sale_request__init
+                     (Flashsale__V1__PauseSaleRequest         *message);
+size_t flashsale__v1__pause_sale_request__get_packed_size
+                     (const Flashsale__V1__PauseSaleRequest   *message);
+size_t flashsale__v1__pause_sale_request__pack
+                     (const Flashsale__V1__PauseSaleRequest   *message,
+                      uint8_t             *out);
+size_t flashsale__v1__pause_sale_request__pack_to_buffer
+                     (const Flashsale__V1__PauseSaleRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Flashsale__V1__PauseSaleRequest *
+       flashsale__v1__pause_sale_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   flashsale__v1__pause_sale_request__free_unpacked
+                     (Flashsale__V1__PauseSaleRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Flashsale__V1__ResumeSaleRequest methods */
+void   flashsale__v1__resume_sale_request__init
+                     (Flashsale__V1__ResumeSaleRequest         *message);
+size_t flashsale__v1__resume_sale_request__get_packed_size
+                     (const Flashsale__V1__ResumeSaleRequest   *message);
+size_t flashsale__v1__resume_sale_request__pack
+                     (const Flashsale__V1__ResumeSaleRequest   *message,
+                      uint8_t             *out);
+size_t flashsale__v1__resume_sale_request__pack_to_buffer
+                     (const Flashsale__V1__ResumeSaleRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Flashsale__V1__ResumeSaleRequest *
+       flashsale__v1__resume_sale_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   flashsale__v1__resume_sale_request__free_unpacked
+                     (Flashsale__V1__ResumeSaleRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Flashsale__V1__CloseSaleRequest methods */
+void   flashsale__v1__close_sale_request__init
+                     (Flashsale__V1__CloseSaleRequest         *message);
+size_t flashsale__v1__close_sale_request__get_packed_size
+                     (const Flashsale__V1__CloseSaleRequest   *message);
+size_t flashsale__v1__close_sale_request__pack
+                     (const Flashsale__V1__CloseSaleRequest   *message,
+                      uint8_t             *out);
+size_t flashsale__v1__close_sale_request__pack_to_buffer
+                     (const Flashsale__V1__CloseSaleRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Flashsale__V1__CloseSaleRequest *
+       flashsale__v1__close_sale_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   flashsale__v1__close_sale_request__free_unpacked
+                     (Flashsale__V1__CloseSaleRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Flashsale__V1__GetAvailabilityRequest methods */
 void   flashsale__v1__get_availability_request__init
                      (Flashsale__V1__GetAvailabilityRequest         *message);
@@ -423,6 +513,15 @@ typedef void (*Flashsale__V1__ListSalesRequest_Closure)
 typedef void (*Flashsale__V1__ListSalesResponse_Closure)
                  (const Flashsale__V1__ListSalesResponse *message,
                   void *closure_data);
+typedef void (*Flashsale__V1__PauseSaleRequest_Closure)
+                 (const Flashsale__V1__PauseSaleRequest *message,
+                  void *closure_data);
+typedef void (*Flashsale__V1__ResumeSaleRequest_Closure)
+                 (const Flashsale__V1__ResumeSaleRequest *message,
+                  void *closure_data);
+typedef void (*Flashsale__V1__CloseSaleRequest_Closure)
+                 (const Flashsale__V1__CloseSaleRequest *message,
+                  void *closure_data);
 typedef void (*Flashsale__V1__GetAvailabilityRequest_Closure)
                  (const Flashsale__V1__GetAvailabilityRequest *message,
                   void *closure_data);
@@ -459,6 +558,18 @@ struct Flashsale__V1__Inventory_Service
                              const Flashsale__V1__WatchAvailabilityRequest *input,
                              Flashsale__V1__Availability_Closure closure,
                              void *closure_data);
+  void (*pause_sale)(Flashsale__V1__Inventory_Service *service,
+                     const Flashsale__V1__PauseSaleRequest *input,
+                     Flashsale__V1__Sale_Closure closure,
+                     void *closure_data);
+  void (*resume_sale)(Flashsale__V1__Inventory_Service *service,
+                      const Flashsale__V1__ResumeSaleRequest *input,
+                      Flashsale__V1__Sale_Closure closure,
+                      void *closure_data);
+  void (*close_sale)(Flashsale__V1__Inventory_Service *service,
+                     const Flashsale__V1__CloseSaleRequest *input,
+                     Flashsale__V1__Sale_Closure closure,
+                     void *closure_data);
 };
 typedef void (*Flashsale__V1__Inventory_ServiceDestroy)(Flashsale__V1__Inventory_Service *);
 void flashsale__v1__inventory__init (Flashsale__V1__Inventory_Service *service,
@@ -471,7 +582,10 @@ void flashsale__v1__inventory__init (Flashsale__V1__Inventory_Service *service,
       function_prefix__ ## get_sale,\
       function_prefix__ ## list_sales,\
       function_prefix__ ## get_availability,\
-      function_prefix__ ## watch_availability  }
+      function_prefix__ ## watch_availability,\
+      function_prefix__ ## pause_sale,\
+      function_prefix__ ## resume_sale,\
+      function_prefix__ ## close_sale  }
 void flashsale__v1__inventory__create_sale(ProtobufCService *service,
                                            const Flashsale__V1__CreateSaleRequest *input,
                                            Flashsale__V1__Sale_Closure closure,
@@ -492,6 +606,18 @@ void flashsale__v1__inventory__watch_availability(ProtobufCService *service,
                                                   const Flashsale__V1__WatchAvailabilityRequest *input,
                                                   Flashsale__V1__Availability_Closure closure,
                                                   void *closure_data);
+void flashsale__v1__inventory__pause_sale(ProtobufCService *service,
+                                          const Flashsale__V1__PauseSaleRequest *input,
+                                          Flashsale__V1__Sale_Closure closure,
+                                          void *closure_data);
+void flashsale__v1__inventory__resume_sale(ProtobufCService *service,
+                                           const Flashsale__V1__ResumeSaleRequest *input,
+                                           Flashsale__V1__Sale_Closure closure,
+                                           void *closure_data);
+void flashsale__v1__inventory__close_sale(ProtobufCService *service,
+                                          const Flashsale__V1__CloseSaleRequest *input,
+                                          Flashsale__V1__Sale_Closure closure,
+                                          void *closure_data);
 
 /* --- descriptors --- */
 
@@ -502,6 +628,9 @@ extern const ProtobufCMessageDescriptor flashsale__v1__create_sale_request__desc
 extern const ProtobufCMessageDescriptor flashsale__v1__get_sale_request__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__list_sales_request__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__list_sales_response__descriptor;
+extern const ProtobufCMessageDescriptor flashsale__v1__pause_sale_request__descriptor;
+extern const ProtobufCMessageDescriptor flashsale__v1__resume_sale_request__descriptor;
+extern const ProtobufCMessageDescriptor flashsale__v1__close_sale_request__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__get_availability_request__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__watch_availability_request__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__availability__descriptor;

@@ -1,0 +1,41 @@
+import ArgumentParser
+import FlashSaleDomain
+import SQLiteSaleStore
+
+/// Where the sale core's data lives, from `--store`: `sqlite:PATH` (the
+/// embedded default) or `postgres://USER@HOST:PORT/DB`.
+enum StoreLocation: ExpressibleByArgument, CustomStringConvertible {
+  case sqlite(path: String)
+  case postgres(url: String)
+
+  init?(argument: String) {
+    if argument.hasPrefix("sqlite:") {
+      let path = String(argument.dropFirst("sqlite:".count))
+      guard !path.isEmpty else { return nil }
+      self = .sqlite(path: path)
+    } else if argument.hasPrefix("postgres://") || argument.hasPrefix("postgresql://") {
+      self = .postgres(url: argument)
+    } else {
+      return nil
+    }
+  }
+
+  static let defaultValueDescription = "sqlite:flashsale.db"
+
+  var description: String {
+    switch self {
+    case .sqlite(let path): "sqlite:\(path)"
+    case .postgres(let url): url
+    }
+  }
+
+  /// Opens the store, running its migrations.
+  func open() throws -> any SaleStore {
+    switch self {
+    case .sqlite(let path):
+      return try SQLiteSaleStore(path: path)
+    case .postgres:
+      throw ValidationError("the PostgreSQL store is not built yet (issue 4, next increment); use --store sqlite:PATH")
+    }
+  }
+}

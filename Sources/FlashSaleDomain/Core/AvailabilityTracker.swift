@@ -1,0 +1,182 @@
+public import Logging
+import Metrics
+public import ServiceLifecycle
+import Synchronization
+
+/// Keeps every known sale's counts in memory, so that "items left" is
+/// answered without a store round trip per call, and pushes changes to
+/// watchers.
+///
+/// The counts come from the store, re-read every `refreshInterval`: a change
+/// made by any process sharing the store shows here within that interval plus
+/// one read. Each snapshot says when the store last confirmed it (`asOf`) and
+/// the bound its staleness keeps while the tracker keeps up (`maxStaleness`).
+public final class AvailabilityTracker: Service, Sendable {
+  private struct Entry {
+    var sale: Sale
+    var level: StockLevel
+    var asOf: Timestamp
+    /// What watchers were last sent: the stock version and the state.
+    var published: (version: UInt64, state: AvailabilitySnapshot.State)?
+    var watchers: [Int: AsyncStream<AvailabilitySnapshot>.Continuation] = [:]
+  }
+
+  private struct State {
+    var entries: [SaleID: Entry] = [:]
+    var nextWatcherID = 0
+  }
+
+  private let state = Mutex(State())
+  private let store: any SaleStore
+  private let clock: any WallClock
+  private let logger: Logger
+  /// How often counts are re-read from the store.
+  public let refreshInterval: Duration
+  /// Every how many refreshes the sale rows (pause, close) are re-read too.
+  private let saleRefreshEvery = 10
+
+  /// A tracker reading `store` every `refreshInterval`.
+  public init(
+    store: any SaleStore, clock: any WallClock, refreshInterval: Duration = .milliseconds(50),
+    logger: Logger = Logger(label: "flashsale.availability")
+  ) {
+    self.store = store
+    self.clock = clock
+    self.refreshInterval = refreshInterval
+    self.logger = logger
+  }
+
+  /// The staleness bound a snapshot states: one refresh interval, plus as
+  /// much again for the read itself and scheduling.
+  public var maxStaleness: Duration { refreshInterval * 2 }
+
+  /// The sale's availability from memory; the first call for a sale this
+  /// process has not seen reads it from the store once.
+  ///
+  /// - Throws: ``DomainError`` `SALE_NOT_FOUND`, or a storage error.
+  public func snapshot(_ saleID: SaleID) async throws -> AvailabilitySnapshot {
+    if let cached = cachedSnapshot(saleID) { return cached }
+    guard let sale = try await store.sale(saleID) else { throw DomainError(.saleNotFound, "no sale \(saleID)") }
+    try await track(sale)
+    return cachedSnapshot(saleID)!
+  }
+
+  /// The sale's availability if this process tracks it.
+  public func cachedSnapshot(_ saleID: SaleID) -> AvailabilitySnapshot? {
+    let now = clock.now()
+    return state.withLock { state in
+      state.entries[saleID].map { snapshot(of: $0, now: now) }
+    }
+  }
+
+  /// The sale as this process last read it, if it tracks it.
+  public func cachedSale(_ saleID: SaleID) -> Sale? {
+    state.withLock { $0.entries[saleID]?.sale }
+  }
+
+  /// Starts tracking `sale` (after it was created, or first asked about).
+  public func track(_ sale: Sale) async throws {
+    let level = try await store.stockLevel(sale.id)
+    let asOf = clock.now()
+    state.withLock { state in
+      if state.entries[sale.id] == nil {
+        state.entries[sale.id] = Entry(sale: sale, level: level, asOf: asOf)
+      }
+    }
+  }
+
+  /// Takes a sale row this process changed (paused, resumed, closed), so
+  /// that snapshots and watchers show it at once.
+  public func saleChanged(_ sale: Sale) {
+    let now = clock.now()
+    state.withLock { state in
+      guard var entry = state.entries[sale.id] else { return }
+      entry.sale = sale
+      publish(&entry, now: now)
+      state.entries[sale.id] = entry
+    }
+  }
+
+  /// A stream of the sale's availability: the current one first, then each
+  /// change. A slow reader gets the newest, never a backlog. The stream ends
+  /// when the caller stops iterating it.
+  public func updates(_ saleID: SaleID) async throws -> AsyncStream<AvailabilitySnapshot> {
+    let first = try await snapshot(saleID)
+    let (stream, continuation) = AsyncStream.makeStream(
+      of: AvailabilitySnapshot.self, bufferingPolicy: .bufferingNewest(1))
+    continuation.yield(first)
+    let id = state.withLock { state -> Int in
+      defer { state.nextWatcherID += 1 }
+      state.entries[saleID]?.watchers[state.nextWatcherID] = continuation
+      return state.nextWatcherID
+    }
+    continuation.onTermination = { [weak self] _ in
+      self?.state.withLock { state in _ = state.entries[saleID]?.watchers.removeValue(forKey: id) }
+    }
+    return stream
+  }
+
+  /// Re-reads every tracked sale until cancelled or shut down gracefully;
+  /// then ends every watcher's stream.
+  public func run() async throws {
+    try? await cancelWhenGracefulShutdown {
+      var round = 0
+      while !Task.isCancelled {
+        do {
+          try await self.refresh(includingSales: round % self.saleRefreshEvery == 0)
+        } catch {
+          self.logger.warning(
+            "availability refresh failed; counts grow stale until it succeeds", metadata: ["error": "\(error)"])
+        }
+        round &+= 1
+        try await Task.sleep(for: self.refreshInterval)
+      }
+    }
+    state.withLock { state in
+      for entry in state.entries.values { entry.watchers.values.forEach { $0.finish() } }
+    }
+  }
+
+  /// Reads every tracked sale's stock level (and, when asked, its row) once.
+  public func refresh(includingSales: Bool = true) async throws {
+    let ids = state.withLock { Array($0.entries.keys) }
+    for id in ids {
+      let sale = includingSales ? try await store.sale(id) : nil
+      let level = try await store.stockLevel(id)
+      let now = clock.now()
+      let counts = state.withLock { state -> UnitCounts? in
+        guard var entry = state.entries[id] else { return nil }
+        if let sale { entry.sale = sale }
+        entry.level = level
+        entry.asOf = now
+        publish(&entry, now: now)
+        state.entries[id] = entry
+        return level.counts
+      }
+      if let counts {
+        Gauge(label: "flashsale_sale_units", dimensions: [("sale", id.rawValue), ("state", "available")])
+          .record(counts.available)
+        Gauge(label: "flashsale_sale_units", dimensions: [("sale", id.rawValue), ("state", "held")]).record(counts.held)
+        Gauge(label: "flashsale_sale_units", dimensions: [("sale", id.rawValue), ("state", "booked")])
+          .record(counts.booked)
+      }
+    }
+  }
+
+  private func snapshot(of entry: Entry, now: Timestamp) -> AvailabilitySnapshot {
+    AvailabilitySnapshot(
+      saleID: entry.sale.id, counts: entry.level.counts,
+      state: AvailabilitySnapshot.state(of: entry.sale, counts: entry.level.counts, at: now),
+      version: entry.level.version, asOf: entry.asOf, maxStaleness: maxStaleness)
+  }
+
+  /// Sends watchers the entry's snapshot if its version or state changed.
+  private func publish(_ entry: inout Entry, now: Timestamp) {
+    let snapshot = snapshot(of: entry, now: now)
+    if let published = entry.published, published.version == snapshot.version, published.state == snapshot.state {
+      return
+    }
+    entry.published = (snapshot.version, snapshot.state)
+    for watcher in entry.watchers.values { watcher.yield(snapshot) }
+  }
+}

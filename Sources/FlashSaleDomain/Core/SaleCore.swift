@@ -1,0 +1,174 @@
+import Metrics
+
+/// The sale core's use cases, free of any transport: what the `Inventory` and
+/// `Booking` services call. It checks requests, sends claims through the
+/// ``ClaimBatcher``, keeps the ``AvailabilityTracker`` informed and counts
+/// what happens.
+public final class SaleCore: Sendable {
+  public let store: any SaleStore
+  public let clock: any WallClock
+  public let availability: AvailabilityTracker
+  private let batcher: ClaimBatcher
+  private let holds = Counter(label: "flashsale_bookings_total", dimensions: [("event", "held")])
+  private let confirms = Counter(label: "flashsale_bookings_total", dimensions: [("event", "confirmed")])
+  private let cancels = Counter(label: "flashsale_bookings_total", dimensions: [("event", "cancelled")])
+  private let releases = Counter(label: "flashsale_bookings_total", dimensions: [("event", "released")])
+
+  /// The longest idempotency key accepted.
+  public static let maximumKeyLength = 128
+
+  public init(store: any SaleStore, clock: any WallClock, availability: AvailabilityTracker, maximumBatchSize: Int = 1024) {
+    self.store = store
+    self.clock = clock
+    self.availability = availability
+    self.batcher = ClaimBatcher(store: store, clock: clock, maximumBatchSize: maximumBatchSize)
+  }
+
+  // MARK: Sales
+
+  /// Creates a sale; the same `idempotencyKey` returns the sale created first.
+  public func createSale(_ definition: SaleDefinition, idempotencyKey: String?) async throws -> Sale {
+    try definition.validate()
+    if let key = idempotencyKey { try Self.checkKey(key) }
+    let sale = try await store.createSale(
+      definition, id: SaleID(IdentifierFactory.make(prefix: "sale")), idempotencyKey: idempotencyKey, now: clock.now())
+    try await availability.track(sale)
+    return sale
+  }
+
+  /// The sale with `id`.
+  public func sale(_ id: SaleID) async throws -> Sale {
+    try Self.checkID(id.rawValue, field: "sale_id")
+    guard let sale = try await store.sale(id) else { throw DomainError(.saleNotFound, "no sale \(id)") }
+    return sale
+  }
+
+  /// A page of sales, newest first, and where the next page starts (nil on the last).
+  public func sales(pageSize: Int, after cursor: SaleCursor?) async throws -> (sales: [Sale], next: SaleCursor?) {
+    let page = try await store.sales(limit: pageSize + 1, before: cursor)
+    guard page.count > pageSize else { return (page, nil) }
+    let shown = Array(page.prefix(pageSize))
+    return (shown, shown.last.map { SaleCursor(createdAt: $0.createdAt, id: $0.id) })
+  }
+
+  /// Pauses or resumes booking.
+  public func setPaused(_ id: SaleID, _ paused: Bool) async throws -> Sale {
+    try Self.checkID(id.rawValue, field: "sale_id")
+    let sale = try await store.setPaused(id, paused, now: clock.now())
+    availability.saleChanged(sale)
+    return sale
+  }
+
+  /// Ends a sale before its end time.
+  public func close(_ id: SaleID) async throws -> Sale {
+    try Self.checkID(id.rawValue, field: "sale_id")
+    let sale = try await store.close(id, now: clock.now())
+    availability.saleChanged(sale)
+    return sale
+  }
+
+  // MARK: Bookings
+
+  /// What `Book` came to.
+  public struct BookResult: Hashable, Sendable {
+    public var booking: Booking
+    public var unitsLeft: Int64
+    /// The idempotency key was seen before: this is the booking it made.
+    public var replayed: Bool
+  }
+
+  /// Takes a unit of `saleID` on hold for `userID`; `completion` gets the
+  /// hold once its batch committed, or the refusal (``DomainError``) or
+  /// storage error. Called once, from any thread.
+  public func book(
+    saleID: SaleID, userID: UserID, idempotencyKey: String,
+    completion: @escaping @Sendable (Result<BookResult, any Error>) -> Void
+  ) {
+    do {
+      try Self.checkID(saleID.rawValue, field: "sale_id")
+      try Self.checkKey(idempotencyKey)
+    } catch {
+      completion(.failure(error))
+      return
+    }
+    let request = ClaimRequest(
+      saleID: saleID, userID: userID, idempotencyKey: idempotencyKey,
+      bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
+    batcher.submit(request) { [holds] result in
+      completion(
+        result.flatMap { outcome in
+          switch outcome {
+          case .held(let booking, let left):
+            holds.increment()
+            return .success(BookResult(booking: booking, unitsLeft: left, replayed: false))
+          case .replayed(let booking, let left):
+            return .success(BookResult(booking: booking, unitsLeft: left, replayed: true))
+          case .refused(let error):
+            return .failure(error)
+          }
+        })
+    }
+  }
+
+  /// ``book(saleID:userID:idempotencyKey:completion:)`` for async callers.
+  public func book(saleID: SaleID, userID: UserID, idempotencyKey: String) async throws -> BookResult {
+    try await withCheckedThrowingContinuation { continuation in
+      book(saleID: saleID, userID: userID, idempotencyKey: idempotencyKey) { continuation.resume(with: $0) }
+    }
+  }
+
+  /// Turns a hold into a booking. `user`, when given, must own the booking.
+  public func confirm(_ id: BookingID, token: UInt64, user: UserID?) async throws -> Booking {
+    let before = try await booking(id, user: user)
+    let booking = try await store.confirm(id, token: token, now: clock.now())
+    if before.status == .hold { confirms.increment() }
+    return booking
+  }
+
+  /// Releases a hold at once. `user`, when given, must own the booking.
+  public func cancel(_ id: BookingID, token: UInt64, user: UserID?) async throws -> Booking {
+    let before = try await booking(id, user: user)
+    let booking = try await store.cancel(id, token: token, now: clock.now())
+    if before.status == .hold { cancels.increment() }
+    return booking
+  }
+
+  /// Returns a held or booked unit to stock, recording `reason`.
+  public func release(_ id: BookingID, token: UInt64?, reason: String) async throws -> Booking {
+    try Self.checkID(id.rawValue, field: "booking_id")
+    guard !reason.isEmpty else { throw DomainError(.invalidArgument, "reason: must not be empty", field: "reason") }
+    let before = try await booking(id, user: nil)
+    let booking = try await store.release(id, token: token, reason: reason, now: clock.now())
+    if before.status.takesUnit { releases.increment() }
+    return booking
+  }
+
+  /// The booking with `id`. `user`, when given, must own it: another
+  /// user's booking is "not found", so that ids reveal nothing.
+  public func booking(_ id: BookingID, user: UserID?) async throws -> Booking {
+    try Self.checkID(id.rawValue, field: "booking_id")
+    guard let booking = try await store.booking(id), user == nil || booking.userID == user else {
+      throw DomainError(.bookingNotFound, "no booking \(id)")
+    }
+    return booking
+  }
+
+  // MARK: Checks
+
+  private static func checkID(_ id: String, field: String) throws(DomainError) {
+    if id.isEmpty { throw DomainError(.invalidArgument, "\(field): must not be empty", field: field) }
+    if id.utf8.count > 64 { throw DomainError(.invalidArgument, "\(field): longer than 64 bytes", field: field) }
+  }
+
+  private static func checkKey(_ key: String) throws(DomainError) {
+    if key.isEmpty {
+      throw DomainError(
+        .invalidArgument, "idempotency_key: must not be empty (one per purchase attempt, e.g. a UUID)",
+        field: "idempotency_key")
+    }
+    if key.utf8.count > maximumKeyLength {
+      throw DomainError(
+        .invalidArgument, "idempotency_key: longer than \(maximumKeyLength) bytes", field: "idempotency_key")
+    }
+  }
+}

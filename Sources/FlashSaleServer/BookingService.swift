@@ -1,0 +1,110 @@
+public import FlashSaleAPI
+public import FlashSaleDomain
+public import RPCCore
+
+/// `flashsale.v1.Booking` over the sale core. Every call runs for the calling
+/// user (the caller identity); a user sees and changes only their own
+/// bookings. `Release` needs the admin or checkout role.
+public struct BookingService: FlashSaleAPI.Booking.ServiceProtocol {
+  private let core: SaleCore
+
+  /// The role of the checkout service, which releases units in compensations.
+  public static let checkoutRole = "checkout"
+
+  public init(core: SaleCore) {
+    self.core = core
+  }
+
+  public func book(_ request: BookRequest, context: ServerContext) -> Reply<BookResponse> {
+    let user: String
+    do {
+      user = try context.requireUser()
+    } catch {
+      return .failure(error)
+    }
+    // The claim waits for its batch to commit; the event loop does not.
+    return .promise { [core] promise in
+      core.book(saleID: SaleID(request.saleID), userID: UserID(user), idempotencyKey: request.idempotencyKey) {
+        result in
+        switch result {
+        case .success(let booked):
+          let response = { (sale: FlashSaleDomain.Sale?) in
+            BookResponse(
+              booking: ProtoMapping.booking(booked.booking, sale: sale), unitsLeft: booked.unitsLeft,
+              replayed: booked.replayed)
+          }
+          if let sale = core.availability.cachedSale(booked.booking.saleID) {
+            promise.succeed(response(sale))
+          } else {
+            // A sale this process has not tracked yet: look it up once (it is tracked from then on).
+            Task {
+              _ = try? await core.availability.snapshot(booked.booking.saleID)
+              promise.succeed(response(core.availability.cachedSale(booked.booking.saleID)))
+            }
+          }
+        case .failure(let error):
+          promise.fail(DomainErrorMapping.rpcError(error))
+        }
+      }
+    }
+  }
+
+  public func confirm(_ request: ConfirmRequest, context: ServerContext) -> Reply<ConfirmResponse> {
+    onBooking(context) { core, user in
+      ConfirmResponse(
+        booking: try await record(
+          core.confirm(BookingID(request.bookingID), token: request.fencingToken, user: user), core))
+    }
+  }
+
+  public func cancel(_ request: CancelRequest, context: ServerContext) -> Reply<CancelResponse> {
+    onBooking(context) { core, user in
+      CancelResponse(
+        booking: try await record(
+          core.cancel(BookingID(request.bookingID), token: request.fencingToken, user: user), core))
+    }
+  }
+
+  public func getBooking(_ request: GetBookingRequest, context: ServerContext) -> Reply<BookingRecord> {
+    onBooking(context) { core, user in
+      try await record(core.booking(BookingID(request.bookingID), user: user), core)
+    }
+  }
+
+  public func release(_ request: ReleaseRequest, context: ServerContext) -> Reply<ReleaseResponse> {
+    guard let caller = context.caller else {
+      return .failure(RPCError(code: .unauthenticated, message: "\(context.descriptor.path) needs an authenticated caller"))
+    }
+    guard caller.roles.contains(CallerIdentity.adminRole) || caller.roles.contains(Self.checkoutRole) else {
+      return .failure(
+        RPCError(
+          code: .permissionDenied,
+          message: "\(context.descriptor.path) needs the admin or checkout role; caller \(caller.userID) has neither"))
+    }
+    return .core { [core] in
+      let token = request.fencingToken == 0 ? nil : request.fencingToken
+      return ReleaseResponse(
+        booking: try await record(
+          core.release(BookingID(request.bookingID), token: token, reason: request.reason), core))
+    }
+  }
+
+  /// Runs `body` for the calling user; an admin acts on any user's booking.
+  private func onBooking<M: Sendable>(
+    _ context: ServerContext, _ body: @escaping @Sendable (SaleCore, UserID?) async throws -> M
+  ) -> Reply<M> {
+    let user: String
+    do {
+      user = try context.requireUser()
+    } catch {
+      return .failure(error)
+    }
+    let isAdmin = context.caller?.roles.contains(CallerIdentity.adminRole) ?? false
+    return .core { [core] in try await body(core, isAdmin ? nil : UserID(user)) }
+  }
+}
+
+/// The booking as a record, with its sale's item and price.
+private func record(_ booking: FlashSaleDomain.Booking, _ core: SaleCore) async throws -> BookingRecord {
+  ProtoMapping.booking(booking, sale: try? await core.sale(booking.saleID))
+}

@@ -1,0 +1,69 @@
+import FlashSaleDomain
+import RPCCore
+import StandardProtos
+
+/// How the sale core's refusals travel as gRPC statuses: each ``DomainError``
+/// reason has one status code (the table in the README), and the reason itself
+/// goes in a `google.rpc.ErrorInfo` so that clients act on it without parsing
+/// messages. Bad fields add a `BadRequest`; "sold out for now" adds a
+/// `RetryInfo`.
+enum DomainErrorMapping {
+  static let domain = "flashsale.v1"
+
+  /// The status code of each reason.
+  static func code(for reason: DomainError.Reason) -> StatusCode {
+    switch reason {
+    case .soldOut, .soldOutForNow: .resourceExhausted
+    case .limitReached: .alreadyExists
+    case .saleNotFound, .bookingNotFound: .notFound
+    case .invalidArgument, .idempotencyKeyReused: .invalidArgument
+    case .saleNotStarted, .saleEnded, .salePaused, .holdExpired, .staleFencingToken, .bookingReleased,
+      .bookingConfirmed:
+      .failedPrecondition
+    default: .failedPrecondition
+    }
+  }
+
+  /// The RPC error for any error the sale core throws: refusals keep their
+  /// reason; anything else is a storage failure — nothing was applied, and a
+  /// retry (with the same idempotency key) is safe.
+  static func rpcError(_ error: any Error) -> RPCError {
+    switch error {
+    case let rpc as RPCError:
+      return rpc
+    case is CancellationError:
+      return RPCError(wrapping: error)
+    case let domain as DomainError:
+      var details: [ErrorDetail] = [.errorInfo(Google_Rpc_ErrorInfo(reason: domain.reason.rawValue, domain: Self.domain))]
+      if let field = domain.field {
+        details.append(
+          .badRequest(Google_Rpc_BadRequest(fieldViolations: [.init(field: field, description: domain.message)])))
+      }
+      if domain.reason == .soldOutForNow {
+        details.append(.retryInfo(Google_Rpc_RetryInfo(retryDelay: Google_Protobuf_Duration(.seconds(5)))))
+      }
+      return RPCError(code: code(for: domain.reason), message: domain.message, details: details)
+    default:
+      return RPCError(
+        code: .unavailable,
+        message: "the store could not complete the request; nothing was applied, retry with the same idempotency key",
+        details: [
+          .errorInfo(Google_Rpc_ErrorInfo(reason: "STORE_UNAVAILABLE", domain: Self.domain)),
+          .retryInfo(Google_Rpc_RetryInfo(retryDelay: Google_Protobuf_Duration(.milliseconds(200)))),
+        ])
+    }
+  }
+}
+
+extension Reply {
+  /// The answer of an async sale-core call, with its errors mapped.
+  static func core(_ body: @escaping @Sendable () async throws -> Message) -> Reply {
+    .later {
+      do {
+        return try await body()
+      } catch {
+        throw DomainErrorMapping.rpcError(error)
+      }
+    }
+  }
+}

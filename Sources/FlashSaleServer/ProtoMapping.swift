@@ -1,0 +1,119 @@
+import FlashSaleAPI
+import FlashSaleDomain
+import StandardProtos
+
+/// Conversions between the `flashsale.v1` messages and the sale core's types.
+/// Reading a request checks what the domain cannot (absent messages, bad
+/// timestamps) and names the field at fault.
+enum ProtoMapping {
+  static func timestamp(_ value: Timestamp) -> Google_Protobuf_Timestamp {
+    Google_Protobuf_Timestamp(seconds: value.seconds, nanos: value.nanoseconds)
+  }
+
+  static func timestamp(_ value: Google_Protobuf_Timestamp?, field: String) throws(DomainError) -> Timestamp {
+    guard let value else { throw DomainError(.invalidArgument, "\(field): required", field: field) }
+    guard (0..<1_000_000_000).contains(value.nanos) else {
+      throw DomainError(.invalidArgument, "\(field): nanos must be in 0 ..< 1e9, got \(value.nanos)", field: field)
+    }
+    // 0001-01-01 to 9999-12-31, as google.protobuf.Timestamp allows.
+    guard (-62_135_596_800...253_402_300_799).contains(value.seconds) else {
+      throw DomainError(.invalidArgument, "\(field): seconds out of range", field: field)
+    }
+    return Timestamp(seconds: value.seconds, nanoseconds: value.nanos)
+  }
+
+  static func definition(_ request: CreateSaleRequest) throws(DomainError) -> SaleDefinition {
+    guard let price = request.price else { throw DomainError(.invalidArgument, "price: required", field: "price") }
+    var holdDuration = Duration.seconds(300)
+    if let duration = request.holdDuration {
+      guard abs(duration.seconds) < 1_000_000_000, (-999_999_999...999_999_999).contains(duration.nanos) else {
+        throw DomainError(.invalidArgument, "hold_duration: out of range", field: "hold_duration")
+      }
+      holdDuration = duration.duration
+    }
+    return SaleDefinition(
+      itemID: request.itemID, itemName: request.itemName, description: request.description,
+      price: FlashSaleDomain.Money(currency: price.currency, amountMinor: price.amountMinor),
+      quantity: request.quantity, startsAt: try timestamp(request.startsAt, field: "starts_at"),
+      endsAt: try timestamp(request.endsAt, field: "ends_at"), perUserLimit: request.perUserLimit?.value ?? 1,
+      holdDuration: holdDuration)
+  }
+
+  static func sale(_ sale: FlashSaleDomain.Sale, now: Timestamp) -> FlashSaleAPI.Sale {
+    let definition = sale.definition
+    return FlashSaleAPI.Sale(
+      saleID: sale.id.rawValue, itemID: definition.itemID, itemName: definition.itemName,
+      description: definition.description, price: money(definition.price), quantity: definition.quantity,
+      startsAt: timestamp(definition.startsAt), endsAt: timestamp(definition.endsAt),
+      perUserLimit: definition.perUserLimit, holdDuration: Google_Protobuf_Duration(definition.holdDuration),
+      state: state(sale.state(at: now)), createdAt: timestamp(sale.createdAt), updatedAt: timestamp(sale.updatedAt))
+  }
+
+  static func money(_ money: FlashSaleDomain.Money) -> FlashSaleAPI.Money {
+    FlashSaleAPI.Money(currency: money.currency, amountMinor: money.amountMinor)
+  }
+
+  static func state(_ state: FlashSaleDomain.Sale.State) -> SaleState {
+    switch state {
+    case .scheduled: .scheduled
+    case .active: .active
+    case .paused: .paused
+    case .ended: .ended
+    }
+  }
+
+  static func availability(_ snapshot: AvailabilitySnapshot) -> Availability {
+    let state: AvailabilityState =
+      switch snapshot.state {
+      case .notStarted: .notStarted
+      case .available: .available
+      case .soldOutForNow: .soldOutForNow
+      case .soldOut: .soldOut
+      case .paused: .paused
+      case .ended: .ended
+      }
+    return Availability(
+      saleID: snapshot.saleID.rawValue, quantity: snapshot.counts.quantity, available: snapshot.counts.available,
+      held: snapshot.counts.held, booked: snapshot.counts.booked, state: state, version: snapshot.version,
+      asOf: timestamp(snapshot.asOf), maxStaleness: Google_Protobuf_Duration(snapshot.maxStaleness))
+  }
+
+  static func booking(_ booking: FlashSaleDomain.Booking, sale: FlashSaleDomain.Sale?) -> BookingRecord {
+    let status: FlashSaleAPI.BookingStatus =
+      switch booking.status {
+      case .hold: .hold
+      case .booked: .booked
+      case .released: .released
+      case .expired: .expired
+      }
+    return BookingRecord(
+      bookingID: booking.id.rawValue, saleID: booking.saleID.rawValue, userID: booking.userID.rawValue,
+      itemID: sale?.definition.itemID ?? "", price: sale.map { money($0.definition.price) }, status: status,
+      createdAt: timestamp(booking.createdAt), updatedAt: timestamp(booking.updatedAt),
+      holdExpiresAt: timestamp(booking.holdExpiresAt), idempotencyKey: booking.idempotencyKey,
+      fencingToken: booking.fencingToken, releaseReason: booking.releaseReason ?? "")
+  }
+
+  /// `ListSales` page tokens: the cursor as `<created-at-ns>.<sale-id>`, hex
+  /// encoded so that it is opaque and URL-safe.
+  static func pageToken(_ cursor: SaleCursor) -> String {
+    let text = "\(cursor.createdAt.nanosecondsSinceEpoch).\(cursor.id.rawValue)"
+    return text.utf8.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+      .joined()
+  }
+
+  static func cursor(pageToken: String) throws(DomainError) -> SaleCursor? {
+    if pageToken.isEmpty { return nil }
+    let invalid = DomainError(.invalidArgument, "page_token: not a token this service issued", field: "page_token")
+    let hex = Array(pageToken.utf8)
+    guard hex.count % 2 == 0, hex.count <= 256 else { throw invalid }
+    var bytes: [UInt8] = []
+    for i in stride(from: 0, to: hex.count, by: 2) {
+      guard let byte = UInt8(String(decoding: hex[i..<i + 2], as: UTF8.self), radix: 16) else { throw invalid }
+      bytes.append(byte)
+    }
+    let text = String(decoding: bytes, as: UTF8.self)
+    guard let dot = text.firstIndex(of: "."), let nanos = Int64(text[..<dot]) else { throw invalid }
+    return SaleCursor(createdAt: Timestamp(nanosecondsSinceEpoch: nanos), id: SaleID(String(text[text.index(after: dot)...])))
+  }
+}
