@@ -1,0 +1,142 @@
+import FlashSaleDomain
+import FlashSaleTestSupport
+import Testing
+
+/// The use cases over a store: batching, failed commits, expiry and live counts.
+@Suite("Sale core")
+struct SaleCoreTests {
+  let clock = ManualClock()
+
+  func makeCore(_ store: any SaleStore) -> SaleCore {
+    SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
+  }
+
+  func definition(quantity: Int64, perUserLimit: Int32 = 1, hold: Duration = .seconds(300)) -> SaleDefinition {
+    SaleDefinition(
+      itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 100), quantity: quantity,
+      startsAt: clock.now(), endsAt: clock.now() + .seconds(3600), perUserLimit: perUserLimit, holdDuration: hold)
+  }
+
+  /// Books concurrently for users 0..<count; returns each outcome.
+  func bookAll(_ core: SaleCore, _ sale: Sale, users: Range<Int>) async -> [Result<SaleCore.BookResult, any Error>] {
+    await withTaskGroup(of: Result<SaleCore.BookResult, any Error>.self) { group in
+      for user in users {
+        group.addTask {
+          do {
+            return .success(try await core.book(saleID: sale.id, userID: UserID("u\(user)"), idempotencyKey: "k\(user)"))
+          } catch {
+            return .failure(error)
+          }
+        }
+      }
+      return await group.reduce(into: []) { $0.append($1) }
+    }
+  }
+
+  @Test("concurrent Book calls are claimed in batches, and never oversell")
+  func batching() async throws {
+    let store = FaultyStore(InMemorySaleStore())
+    store.setClaimDelay(.milliseconds(20))
+    let core = makeCore(store)
+    let sale = try await core.createSale(definition(quantity: 100), idempotencyKey: nil)
+    let results = await bookAll(core, sale, users: 0..<300)
+    let held = results.compactMap { try? $0.get() }
+    #expect(held.count == 100)
+    #expect(Set(held.map(\.booking.unit)).count == 100)
+    let refusals = results.compactMap { result -> DomainError.Reason? in
+      if case .failure(let error as DomainError) = result { return error.reason }
+      return nil
+    }
+    #expect(refusals.count == 200 && refusals.allSatisfy { $0 == .soldOutForNow })
+    #expect(store.claimBatches.reduce(0, +) == 300)
+    #expect(store.claimBatches.count < 300, "batches \(store.claimBatches)")
+    #expect(try await store.audit(sale.id) == [])
+  }
+
+  @Test("when a batch fails to commit, no request in it is answered with a hold, and nothing was taken")
+  func failedCommit() async throws {
+    let store = FaultyStore(InMemorySaleStore())
+    let core = makeCore(store)
+    let sale = try await core.createSale(definition(quantity: 10), idempotencyKey: nil)
+    store.setFailClaims(true)
+    let results = await bookAll(core, sale, users: 0..<20)
+    #expect(results.allSatisfy { if case .failure(let e) = $0 { e is FaultyStore.InjectedFailure } else { false } })
+    #expect(try await store.counts(sale.id) == UnitCounts(quantity: 10, available: 10, held: 0, booked: 0))
+    // A retry with the same keys, once the store recovers, gets the units.
+    store.setFailClaims(false)
+    let retried = await bookAll(core, sale, users: 0..<10)
+    #expect(retried.allSatisfy { (try? $0.get())?.replayed == false })
+  }
+
+  @Test("bad requests are refused before the store, naming the field")
+  func badRequests() async throws {
+    let core = makeCore(InMemorySaleStore())
+    let sale = try await core.createSale(definition(quantity: 1), idempotencyKey: nil)
+    for (key, field) in [("", "idempotency_key"), (String(repeating: "k", count: 129), "idempotency_key")] {
+      do {
+        _ = try await core.book(saleID: sale.id, userID: UserID("u"), idempotencyKey: key)
+        Issue.record("a bad key was accepted")
+      } catch let error as DomainError {
+        #expect(error.reason == .invalidArgument && error.field == field)
+      }
+    }
+  }
+
+  @Test("the expiry job returns due holds, and only those, measuring its lag")
+  func expiryJob() async throws {
+    let store = InMemorySaleStore()
+    let core = makeCore(store)
+    let sale = try await core.createSale(definition(quantity: 5, hold: .seconds(10)), idempotencyKey: nil)
+    _ = try await core.book(saleID: sale.id, userID: UserID("a"), idempotencyKey: "a")
+    clock.advance(by: .seconds(5))
+    let late = try await core.book(saleID: sale.id, userID: UserID("b"), idempotencyKey: "b")
+    let job = HoldExpiryJob(store: store, clock: clock, batchLimit: 1)
+    #expect(try await job.expireDue() == 0)
+    clock.advance(by: .seconds(5))
+    #expect(try await job.expireDue() == 1)
+    let lateStatus = try await store.booking(late.booking.id)?.status
+    #expect(lateStatus == .hold)
+    clock.advance(by: .seconds(5))
+    #expect(try await job.expireDue() == 1)
+    #expect(try await store.counts(sale.id).available == 5)
+  }
+
+  @Test("availability comes from memory, carries a growing version, and tells sold out for now from for good")
+  func availability() async throws {
+    let store = InMemorySaleStore()
+    let core = makeCore(store)
+    let sale = try await core.createSale(definition(quantity: 2, hold: .seconds(10)), idempotencyKey: nil)
+    let start = try #require(core.availability.cachedSnapshot(sale.id))
+    #expect(start.state == .available && start.counts.available == 2)
+    let a = try await core.book(saleID: sale.id, userID: UserID("a"), idempotencyKey: "a")
+    _ = try await core.book(saleID: sale.id, userID: UserID("b"), idempotencyKey: "b")
+    // Not re-read yet: the snapshot is the old one, honestly dated.
+    #expect(core.availability.cachedSnapshot(sale.id)?.version == start.version)
+    try await core.availability.refresh()
+    let soldOutForNow = try #require(core.availability.cachedSnapshot(sale.id))
+    #expect(soldOutForNow.state == .soldOutForNow && soldOutForNow.version > start.version)
+    _ = try await core.confirm(a.booking.id, token: a.booking.fencingToken, user: UserID("a"))
+    clock.advance(by: .seconds(11))
+    _ = try await HoldExpiryJob(store: store, clock: clock).expireDue()
+    let c = try await core.book(saleID: sale.id, userID: UserID("c"), idempotencyKey: "c")
+    _ = try await core.confirm(c.booking.id, token: c.booking.fencingToken, user: UserID("c"))
+    try await core.availability.refresh()
+    let soldOut = try #require(core.availability.cachedSnapshot(sale.id))
+    #expect(soldOut.state == .soldOut && soldOut.counts == UnitCounts(quantity: 2, available: 0, held: 0, booked: 2))
+    #expect(soldOut.asOf == clock.now())
+    _ = try await core.setPaused(sale.id, true)
+    #expect(core.availability.cachedSnapshot(sale.id)?.state == .paused)
+  }
+
+  @Test("watchers get the current count, then changes")
+  func watch() async throws {
+    let store = InMemorySaleStore()
+    let core = makeCore(store)
+    let sale = try await core.createSale(definition(quantity: 3), idempotencyKey: nil)
+    var updates = try await core.availability.updates(sale.id).makeAsyncIterator()
+    #expect(await updates.next()?.counts.available == 3)
+    _ = try await core.book(saleID: sale.id, userID: UserID("a"), idempotencyKey: "a")
+    try await core.availability.refresh()
+    #expect(await updates.next()?.counts.available == 2)
+  }
+}
