@@ -94,7 +94,7 @@ struct SaleCoreTests {
     #expect(try await job.expireDue() == 0)
     clock.advance(by: .seconds(5))
     #expect(try await job.expireDue() == 1)
-    let lateStatus = try await store.booking(late.booking.id)?.status
+    let lateStatus = await store.booking(late.booking.id)?.status
     #expect(lateStatus == .hold)
     clock.advance(by: .seconds(5))
     #expect(try await job.expireDue() == 1)
