@@ -48,10 +48,12 @@ integration: build-tests
 ## Everything CI checks.
 test: test-deps check-generated unit integration
 
-## Builds in release mode and starts the platform (every role, embedded default) on 127.0.0.1:50051.
+## Builds in release mode and starts the platform (every role, embedded SQLite store in data/,
+## a demo sale) on 127.0.0.1:50051, metrics on :9464.
 run: deps
 	$(SWIFT) build -c release --product flashsale
-	.build/release/flashsale serve --grpc-port 50051 --metrics-port 9464
+	mkdir -p data
+	.build/release/flashsale serve --grpc-port 50051 --metrics-port 9464 --store sqlite:data/flashsale.db --demo-sale
 
 ## The RPC runtime side by side with the reference peers (../shared/peers), see bench/rpc-compare.sh.
 bench: test-deps
