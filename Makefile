@@ -4,7 +4,7 @@ SWIFT ?= swift
 PYTEST ?= python3 -m pytest
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: deps test-deps build build-tests generate check-generated unit integration test run bench microbench clean
+.PHONY: deps test-deps build build-tests generate check-generated unit integration test run bench claim-bench microbench clean
 
 ## Installs what building needs (apt packages, the Python protobuf package).
 deps:
@@ -58,6 +58,10 @@ run: deps
 ## The RPC runtime side by side with the reference peers (../shared/peers), see bench/rpc-compare.sh.
 bench: test-deps
 	bench/rpc-compare.sh
+
+## The sale core's claim rate with our load generator (flashsale-load), see bench/claim-bench.sh.
+claim-bench: test-deps
+	bench/claim-bench.sh
 
 ## Where a call's instructions go: the in-process microbenchmark (add valgrind for counts).
 microbench: deps

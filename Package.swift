@@ -18,7 +18,7 @@
 //   FlashSaleServer             the platform's services, health, metrics, server wiring
 //   InteropService              the interop TestService and the interop test cases
 //   CommandLineSupport          what the command line tools share (JSON log lines, unbuffered output)
-//   flashsale, flashsale-interop  command line tools
+//   flashsale, flashsale-interop, flashsale-load  command line tools (flashsale-load: Book load generator)
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -32,6 +32,7 @@ let package = Package(
   products: [
     .executable(name: "flashsale", targets: ["FlashSaleCLI"]),
     .executable(name: "flashsale-interop", targets: ["InteropCLI"]),
+    .executable(name: "flashsale-load", targets: ["FlashSaleLoad"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -112,6 +113,13 @@ let package = Package(
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: swiftSettings),
+    .executableTarget(
+      name: "FlashSaleLoad",
+      dependencies: [
+        "FlashSaleAPI", "StandardProtos", "RPCHTTP2", "RPCCore", "CommandLineSupport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings),
     .executableTarget(

@@ -1,0 +1,161 @@
+import ArgumentParser
+import CommandLineSupport
+import FlashSaleAPI
+import Foundation
+import RPCCore
+import RPCHTTP2
+import StandardProtos
+import Synchronization
+
+/// `flashsale-load`: a load generator for `Book`. Unlike h2load it gives every
+/// call its own user and idempotency key, so that each call is a real claim.
+@main
+struct LoadCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "flashsale-load",
+    abstract: "Drive Book calls at a sale, each from a distinct user with a distinct idempotency key.",
+    discussion: """
+      Keeps --concurrency calls in flight over --connections HTTP/2 connections for --duration seconds, \
+      then prints calls/s, holds/s, latency percentiles and refusals by reason, and a JSON summary line. \
+      With --create-sale N it first creates a sale of N units (admin) and prints its id.
+      """)
+
+  @Option(help: "The booking service (host:port).")
+  var target: String = "127.0.0.1:50051"
+
+  @Option(help: "The sale to book from.")
+  var sale: String?
+
+  @Option(help: "Create a sale of this many units first (per-user limit 1) and book from it.")
+  var createSale: Int64?
+
+  @Option(help: "Seconds to run.")
+  var duration: Double = 10
+
+  @Option(help: "Calls in flight at once.")
+  var concurrency: Int = 256
+
+  @Option(help: "HTTP/2 connections to the target.")
+  var connections: Int = 4
+
+  @Option(help: "The internal service credential (to act as users). Default: $FLASHSALE_SERVICE_TOKEN.")
+  var serviceToken: String?
+
+  @Option(help: "A prefix for user ids and keys (default: random), so that runs do not collide.")
+  var runID: String = String(UInt32.random(in: 0 ... .max), radix: 36)
+
+  func run() async throws {
+    guard let target = RPCClientConfiguration.Target(target) else {
+      throw ValidationError("--target must be host:port")
+    }
+    guard let token = serviceToken ?? ProcessInfo.processInfo.environment["FLASHSALE_SERVICE_TOKEN"] else {
+      throw ValidationError("--service-token (or FLASHSALE_SERVICE_TOKEN) is needed to act as users")
+    }
+    let client = RPCClient(
+      configuration: RPCClientConfiguration(targets: [target], connectionsPerTarget: max(1, connections)))
+    defer { client.close() }
+    let booking = Booking.Client(channel: client)
+
+    var saleID = sale ?? ""
+    if let quantity = createSale {
+      var metadata = Metadata()
+      CallerIdentity(userID: "load-admin", roles: [CallerIdentity.adminRole]).apply(to: &metadata, serviceToken: token)
+      let now = Date().timeIntervalSince1970
+      let created = try await Inventory.Client(channel: client).createSale(
+        CreateSaleRequest(
+          itemID: "load-item", itemName: "Load test item", price: Money(currency: "EUR", amountMinor: 100),
+          quantity: quantity, startsAt: Google_Protobuf_Timestamp(secondsSinceEpoch: now - 1),
+          endsAt: Google_Protobuf_Timestamp(secondsSinceEpoch: now + 3600)),
+        metadata: metadata)
+      saleID = created.saleID
+      printNow("created sale \(saleID) with \(quantity) units")
+    }
+    guard !saleID.isEmpty else { throw ValidationError("--sale or --create-sale is needed") }
+
+    let shared = SharedState()
+    let start = ContinuousClock.now
+    let end = start + .milliseconds(Int64(duration * 1000))
+    let run = runID
+    let saleToBook = saleID
+    await withTaskGroup(of: Void.self) { group in
+      for _ in 0..<max(1, concurrency) {
+        group.addTask {
+          var local = LoadStats()
+          while ContinuousClock.now < end {
+            let n = shared.counter.add(1, ordering: .relaxed).newValue
+            var metadata = Metadata()
+            metadata[CallerIdentity.serviceTokenHeader] = token
+            metadata[CallerIdentity.userIDHeader] = "u-\(run)-\(n)"
+            let began = ContinuousClock.now
+            do {
+              _ = try await booking.book(
+                BookRequest(saleID: saleToBook, idempotencyKey: "k-\(run)-\(n)"), metadata: metadata,
+                options: CallOptions(timeout: .seconds(30)))
+              local.record(latency: ContinuousClock.now - began, outcome: "HELD")
+            } catch {
+              local.record(latency: ContinuousClock.now - began, outcome: Self.reason((error as? RPCError) ?? RPCError(wrapping: error)))
+            }
+          }
+          let finished = local
+          shared.stats.withLock { $0.merge(finished) }
+        }
+      }
+    }
+    let elapsed = ContinuousClock.now - start
+    shared.stats.withLock { $0.report(elapsed: elapsed, saleID: saleID, concurrency: concurrency, connections: connections) }
+  }
+
+  /// The ErrorInfo reason of a refusal, else the status code's name.
+  static func reason(_ error: RPCError) -> String {
+    for detail in error.details {
+      if case .errorInfo(let info) = detail { return info.reason }
+    }
+    return error.code.name
+  }
+}
+
+/// What the calling tasks share: the call counter and the merged results.
+final class SharedState: Sendable {
+  let counter = Atomic<Int>(0)
+  let stats = Mutex(LoadStats())
+}
+
+/// Latencies and outcomes of a run.
+struct LoadStats {
+  var latencies: [Int64] = []  // microseconds
+  var outcomes: [String: Int] = [:]
+
+  mutating func record(latency: Duration, outcome: String) {
+    let (seconds, attoseconds) = latency.components
+    latencies.append(seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
+    outcomes[outcome, default: 0] += 1
+  }
+
+  mutating func merge(_ other: LoadStats) {
+    latencies += other.latencies
+    for (key, count) in other.outcomes { outcomes[key, default: 0] += count }
+  }
+
+  func report(elapsed: Duration, saleID: String, concurrency: Int, connections: Int) {
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let sorted = latencies.sorted()
+    func percentile(_ p: Double) -> Double {
+      sorted.isEmpty ? 0 : Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1000
+    }
+    let calls = sorted.count
+    let held = outcomes["HELD"] ?? 0
+    printNow(
+      String(
+        format: "%d calls in %.2f s: %.0f calls/s, %.0f holds/s; latency ms p50 %.2f p90 %.2f p99 %.2f max %.2f",
+        calls, seconds, Double(calls) / seconds, Double(held) / seconds, percentile(0.5), percentile(0.9),
+        percentile(0.99), percentile(1.0)))
+    printNow("outcomes: " + outcomes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+    let outcomesJSON = outcomes.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
+    printNow(
+      String(
+        format:
+          "{\"sale\":\"%@\",\"calls\":%d,\"seconds\":%.3f,\"calls_per_s\":%.1f,\"holds_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"concurrency\":%d,\"connections\":%d,\"outcomes\":{%@}}",
+        saleID, calls, seconds, Double(calls) / seconds, Double(held) / seconds, percentile(0.5), percentile(0.99),
+        concurrency, connections, outcomesJSON))
+  }
+}
