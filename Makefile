@@ -45,8 +45,9 @@ unit: build-tests
 integration: build-tests
 	$(PYTEST) -q integration
 
-## Everything CI checks.
-test: test-deps check-generated unit integration
+## Everything CI checks: the unit and integration tests run with a throwaway PostgreSQL cluster.
+test: test-deps check-generated build-tests
+	scripts/with-postgres.sh $(MAKE) --no-print-directory unit integration
 
 ## Builds in release mode and starts the platform (every role, embedded SQLite store in data/,
 ## a demo sale) on 127.0.0.1:50051, metrics on :9464.

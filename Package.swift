@@ -14,6 +14,7 @@
 //   FlashSaleDomain             the sale core: sales, bookings as fenced leases, the store contract
 //   CSQLite, SQLiteSupport      libsqlite3, and a thin Swift wrapper around it
 //   SQLiteSaleStore             the embedded store: the sale core's tables in one SQLite file
+//   PostgresSaleStore           the shared store of several instances (postgres-nio, PL/pgSQL functions)
 //   FlashSaleTestSupport        an in-memory store and a manual clock, for tests
 //   FlashSaleServer             the platform's services, health, metrics, server wiring
 //   InteropService              the interop TestService and the interop test cases
@@ -41,6 +42,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
   ],
   targets: [
     // C libraries.
@@ -105,7 +107,7 @@ let package = Package(
     .executableTarget(
       name: "FlashSaleCLI",
       dependencies: [
-        "FlashSaleServer", "FlashSaleDomain", "SQLiteSaleStore", "RPCHTTP2", "RPCCore", "CommandLineSupport",
+        "FlashSaleServer", "FlashSaleDomain", "SQLiteSaleStore", "PostgresSaleStore", "RPCHTTP2", "RPCCore", "CommandLineSupport",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -144,6 +146,14 @@ let package = Package(
     .target(name: "SQLiteSupport", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
     .target(
       name: "SQLiteSaleStore", dependencies: ["FlashSaleDomain", "SQLiteSupport"], swiftSettings: swiftSettings),
+    .target(
+      name: "PostgresSaleStore",
+      dependencies: [
+        "FlashSaleDomain",
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings),
     .target(name: "FlashSaleTestSupport", dependencies: ["FlashSaleDomain"], swiftSettings: swiftSettings),
     .target(
       name: "InteropService",
@@ -182,7 +192,7 @@ let package = Package(
       swiftSettings: swiftSettings),
     .testTarget(
       name: "FlashSaleDomainTests",
-      dependencies: ["FlashSaleDomain", "FlashSaleTestSupport", "SQLiteSaleStore"],
+      dependencies: ["FlashSaleDomain", "FlashSaleTestSupport", "SQLiteSaleStore", "PostgresSaleStore"],
       swiftSettings: swiftSettings),
     .testTarget(
       name: "SQLiteSaleStoreTests",

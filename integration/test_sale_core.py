@@ -32,16 +32,18 @@ def user(name):
 
 
 class Platform:
-    """`flashsale serve` on an SQLite file, restartable on the same file."""
+    """`flashsale serve` on a store (an SQLite file, or a postgres:// URL),
+    restartable on the same store."""
 
     def __init__(self, store):
         self.store = store
+        self.store_flag = store if str(store).startswith("postgres") else f"sqlite:{store}"
         self.server = None
         self.start()
 
     def start(self):
         self.server = Process([binary("flashsale"), "serve", "--grpc-port", "0", "--metrics-port", "0",
-                               "--store", f"sqlite:{self.store}", "--service-token", TOKEN])
+                               "--store", self.store_flag, "--service-token", TOKEN])
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.server.port}")
         self.inventory = inventory_grpc.InventoryStub(self.channel)
         self.booking = booking_grpc.BookingStub(self.channel)
@@ -100,7 +102,8 @@ def refusal(call):
 
 
 def audit(store, sale_id):
-    return subprocess.run([binary("flashsale"), "audit", "--store", f"sqlite:{store}", "--sale", sale_id],
+    flag = store if str(store).startswith("postgres") else f"sqlite:{store}"
+    return subprocess.run([binary("flashsale"), "audit", "--store", flag, "--sale", sale_id],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -343,10 +346,11 @@ def test_audit_names_corruption_written_with_sql(platform):
     a = platform.book(sale, "alice")
     platform.book(sale, "bob")
     assert audit(platform.store, sale.sale_id).returncode == 0
+    platform.stop()  # no expiry job running while rows are written behind its back
     db = sqlite3.connect(platform.store)
     db.executescript(f"""
         DROP INDEX bookings_one_taker_per_unit;
-        INSERT INTO bookings VALUES ('bkg_double', '{sale.sale_id}', 'carol', {0}, 'hold', 0, 0, 0, 'x-1', 99, NULL);
+        INSERT INTO bookings VALUES ('bkg_double', '{sale.sale_id}', 'carol', 0, 'hold', 0, 0, 9000000000000000000, 'x-1', 99, NULL);
         INSERT INTO bookings VALUES ('bkg_over', '{sale.sale_id}', 'alice', 1, 'booked', 0, 0, 0, 'x-2', 98, NULL);
     """)
     db.commit()
@@ -357,3 +361,4 @@ def test_audit_names_corruption_written_with_sql(platform):
     assert "user alice" in result.stdout and "bkg_over" in result.stdout
     missing = audit(platform.store, "sale_nope")
     assert missing.returncode == 2 and "no sale" in missing.stdout
+    platform.start()  # for the fixture to stop

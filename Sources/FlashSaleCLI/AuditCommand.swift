@@ -26,7 +26,7 @@ struct AuditCommand: AsyncParsableCommand {
     let findings: [AuditFinding]
     let counts: UnitCounts
     do {
-      store = try self.store.open()
+      store = try await self.store.open()
       findings = try await store.audit(SaleID(sale))
       counts = try await store.counts(SaleID(sale))
     } catch let error as DomainError where error.reason == .saleNotFound {

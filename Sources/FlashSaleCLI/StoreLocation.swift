@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashSaleDomain
+import PostgresSaleStore
 import SQLiteSaleStore
 
 /// Where the sale core's data lives, from `--store`: `sqlite:PATH` (the
@@ -30,12 +31,12 @@ enum StoreLocation: ExpressibleByArgument, CustomStringConvertible {
   }
 
   /// Opens the store, running its migrations.
-  func open() throws -> any SaleStore {
+  func open() async throws -> any SaleStore {
     switch self {
     case .sqlite(let path):
       return try SQLiteSaleStore(path: path)
-    case .postgres:
-      throw ValidationError("the PostgreSQL store is not built yet (issue 4, next increment); use --store sqlite:PATH")
+    case .postgres(let url):
+      return try await PostgresSaleStore.connect(url: url)
     }
   }
 }

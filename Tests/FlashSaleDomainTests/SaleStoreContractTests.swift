@@ -1,5 +1,7 @@
 import FlashSaleDomain
 import FlashSaleTestSupport
+import Foundation
+import PostgresSaleStore
 import SQLiteSaleStore
 import Testing
 
@@ -7,11 +9,15 @@ import Testing
 /// only. The in-memory store runs it here; the SQL stores run the same cases.
 @Suite("Sale store contract")
 struct SaleStoreContractTests {
-  static let stores: [String] = ["memory", "sqlite"]
+  /// The stores under test: PostgreSQL too when `FLASHSALE_TEST_POSTGRES_URL`
+  /// names a database (`make test` starts a throwaway one).
+  static let stores: [String] =
+    ["memory", "sqlite"] + (ProcessInfo.processInfo.environment["FLASHSALE_TEST_POSTGRES_URL"] == nil ? [] : ["postgres"])
 
-  static func makeStore(_ kind: String) throws -> any SaleStore {
+  static func makeStore(_ kind: String) async throws -> any SaleStore {
     switch kind {
     case "sqlite": try SQLiteSaleStore(path: TemporaryDirectory.shared.file("contract-\(UInt64.random(in: 0 ... .max)).db"))
+    case "postgres": try await freshPostgresStore()
     default: InMemorySaleStore()
     }
   }
@@ -65,7 +71,7 @@ struct SaleStoreContractTests {
 
   @Test("claims hold distinct units with growing tokens until sold out for now", arguments: stores)
   func claims(kind: String) async throws {
-    let store = try Self.makeStore(kind)
+    let store = try await Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 3))
     var units = Set<Int64>()
     var lastToken: UInt64 = 0
@@ -85,7 +91,7 @@ struct SaleStoreContractTests {
 
   @Test("when every unit is booked, the sale is sold out for good", arguments: stores)
   func soldOut(kind: String) async throws {
-    let store = try Self.makeStore(kind)
+    let store = try await Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 1))
     let (booking, _) = try held(try await claim(store, sale, user: "a"))
     _ = try await store.confirm(booking.id, token: booking.fencingToken, now: clock.now())
@@ -94,7 +100,7 @@ struct SaleStoreContractTests {
 
   @Test("a user cannot go over the per-user limit", arguments: stores)
   func limit(kind: String) async throws {
-    let store = try Self.makeStore(kind)
+    let store = try await Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 10, perUserLimit: 2))
     _ = try held(try await claim(store, sale, user: "a"))
     _ = try held(try await claim(store, sale, user: "a"))
@@ -104,7 +110,7 @@ struct SaleStoreContractTests {
 
   @Test("the same idempotency key returns the same booking, and never a second unit", arguments: stores)
   func idempotency(kind: String) async throws {
-    let store = try Self.makeStore(kind)
+    let store = try await Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 5, perUserLimit: 3))
     let (first, _) = try held(try await claim(store, sale, user: "a", key: "k1"))
     guard case .replayed(let again, let left) = try await claim(store, sale, user: "a", key: "k1") else {
@@ -121,7 +127,7 @@ struct SaleStoreContractTests {
 
   @Test("booking is refused outside the sale window and while paused", arguments: stores)
   func windows(kind: String) async throws {
-    let store = try Self.makeStore(kind)
+    let store = try await Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 5, perUserLimit: 5, startsIn: .seconds(60)))
     #expect(refusal(try await claim(store, sale, user: "a")) == .saleNotStarted)
     clock.advance(by: .seconds(60))
@@ -139,7 +145,7 @@ struct SaleStoreContractTests {
 
   @Test("confirm before the deadline books; after it, the expiry wins", arguments: stores)
   func confirmRacingExpiry(kind: String) async throws {
-    let store = try Self.makeStore(kind)
+    let store = try await Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 2, perUserLimit: 1))
     let (a, _) = try held(try await claim(store, sale, user: "a"))
     let (b, _) = try held(try await claim(store, sale, user: "b"))
@@ -155,7 +161,7 @@ struct SaleStoreContractTests {
 
   @Test("a stale fencing token is refused, also after the unit went to someone else", arguments: stores)
   func fencing(kind: String) async throws {
-    let store = try Self.makeStore(kind)
+    let store = try await Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 1, perUserLimit: 1))
     let (slow, _) = try held(try await claim(store, sale, user: "slow"))
     #expect(
@@ -177,7 +183,7 @@ struct SaleStoreContractTests {
 
   @Test("cancel releases a hold at once; a booked unit is returned with release", arguments: stores)
   func cancelAndRelease(kind: String) async throws {
-    let store = try Self.makeStore(kind)
+    let store = try await Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 1, perUserLimit: 1))
     let (a, _) = try held(try await claim(store, sale, user: "a"))
     let cancelled = try await store.cancel(a.id, token: a.fencingToken, now: clock.now())
@@ -196,7 +202,7 @@ struct SaleStoreContractTests {
 
   @Test("expired holds go back to stock; the next deadline is known", arguments: stores)
   func expiry(kind: String) async throws {
-    let store = try Self.makeStore(kind)
+    let store = try await Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 3, perUserLimit: 1))
     let (a, _) = try held(try await claim(store, sale, user: "a"))
     clock.advance(by: .seconds(10))
@@ -211,7 +217,7 @@ struct SaleStoreContractTests {
 
   @Test("the invariant holds through a random mix of operations", arguments: stores)
   func randomOperations(kind: String) async throws {
-    let store = try Self.makeStore(kind)
+    let store = try await Self.makeStore(kind)
     let sale = try await makeSale(store, definition(quantity: 20, perUserLimit: 2))
     var rng = SeededRandom(seed: 42)
     var live: [Booking] = []
@@ -234,6 +240,18 @@ struct SaleStoreContractTests {
     }
     #expect(try await store.audit(sale.id) == [])
   }
+}
+
+/// A PostgreSQL store on a database of its own, so that tests running in
+/// parallel (expiry is store-wide) do not see each other's holds.
+func freshPostgresStore() async throws -> PostgresSaleStore {
+  let url = ProcessInfo.processInfo.environment["FLASHSALE_TEST_POSTGRES_URL"]!
+  let name = "test_\(UInt64.random(in: 0 ... .max))"
+  let admin = try await PostgresSaleStore.connect(url: url, maximumConnections: 1)
+  try await admin.executeUncheckedForTesting("CREATE DATABASE \(name)")
+  admin.shutdown()
+  let base = url.hasSuffix("/") ? url : String(url[..<url.lastIndex(of: "/")!]) + "/"
+  return try await PostgresSaleStore.connect(url: base + name, maximumConnections: 4)
 }
 
 /// A small deterministic generator (SplitMix64), so that random tests repeat.

@@ -1,0 +1,293 @@
+/// The tables and functions of the sale core in PostgreSQL, for several
+/// service instances sharing one database.
+///
+/// Claims must not serialize on one hot row, so a sale's units are split in
+/// up to 64 shards (blocks of units), each a row with its own "next fresh
+/// unit" and its own counters. A batch of claims locks the first shard no
+/// other transaction holds (`FOR UPDATE SKIP LOCKED`) and takes units from it;
+/// units given back wait in `returned_units`, claimed the same way. Counts and
+/// the stock version are sums over the shards. The per-user limit is a counter
+/// row per (sale, user), so two instances cannot both let a user past it.
+///
+/// Each operation is one PL/pgSQL function call, one round trip: a batch of
+/// claims costs one statement and one commit.
+enum PostgresSaleSchema {
+  /// Each migration, as statements run in order in one transaction.
+  static let migrations: [[String]] = [
+    [
+      """
+      CREATE TABLE sales (
+        id text PRIMARY KEY,
+        item_id text NOT NULL,
+        item_name text NOT NULL,
+        description text NOT NULL,
+        currency text NOT NULL,
+        price_minor bigint NOT NULL,
+        quantity bigint NOT NULL CHECK (quantity > 0),
+        starts_at bigint NOT NULL,
+        ends_at bigint NOT NULL,
+        per_user_limit int NOT NULL CHECK (per_user_limit > 0),
+        hold_duration_ns bigint NOT NULL,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        paused_at bigint,
+        closed_at bigint,
+        idempotency_key text UNIQUE,
+        shard_size bigint NOT NULL
+      )
+      """,
+      "CREATE INDEX sales_newest_first ON sales (created_at DESC, id DESC)",
+      """
+      CREATE TABLE sale_shards (
+        sale_id text NOT NULL REFERENCES sales (id),
+        shard int NOT NULL,
+        next_fresh bigint NOT NULL,
+        end_unit bigint NOT NULL,
+        held bigint NOT NULL DEFAULT 0,
+        booked bigint NOT NULL DEFAULT 0,
+        version bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (sale_id, shard)
+      )
+      """,
+      """
+      CREATE TABLE returned_units (
+        sale_id text NOT NULL REFERENCES sales (id),
+        unit bigint NOT NULL,
+        PRIMARY KEY (sale_id, unit)
+      )
+      """,
+      """
+      CREATE TABLE user_holdings (
+        sale_id text NOT NULL REFERENCES sales (id),
+        user_id text NOT NULL,
+        active int NOT NULL CHECK (active >= 0),
+        PRIMARY KEY (sale_id, user_id)
+      )
+      """,
+      "CREATE SEQUENCE fencing_tokens",
+      """
+      CREATE TABLE bookings (
+        id text PRIMARY KEY,
+        sale_id text NOT NULL REFERENCES sales (id),
+        user_id text NOT NULL,
+        unit bigint NOT NULL,
+        status text NOT NULL CHECK (status IN ('hold', 'booked', 'released', 'expired')),
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        hold_expires_at bigint NOT NULL,
+        idempotency_key text NOT NULL UNIQUE,
+        fencing_token bigint NOT NULL,
+        release_reason text
+      )
+      """,
+      """
+      CREATE UNIQUE INDEX bookings_one_taker_per_unit ON bookings (sale_id, unit)
+        WHERE status IN ('hold', 'booked')
+      """,
+      "CREATE INDEX bookings_taken_by_user ON bookings (sale_id, user_id) WHERE status IN ('hold', 'booked')",
+      "CREATE INDEX bookings_hold_deadlines ON bookings (hold_expires_at) WHERE status = 'hold'",
+      """
+      CREATE FUNCTION flashsale_booking_text(b bookings) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+        SELECT ARRAY[b.id, b.sale_id, b.user_id, b.unit::text, b.status, b.created_at::text, b.updated_at::text,
+          b.hold_expires_at::text, b.idempotency_key, b.fencing_token::text, coalesce(b.release_reason, '')]
+      $$
+      """,
+      """
+      CREATE FUNCTION flashsale_end_hold(b bookings, p_status text, p_reason text, p_now bigint)
+      RETURNS bookings LANGUAGE plpgsql AS $$
+      DECLARE
+        v_shard_size bigint;
+        result bookings;
+      BEGIN
+        SELECT shard_size INTO v_shard_size FROM sales WHERE id = b.sale_id;
+        UPDATE bookings SET status = p_status, updated_at = p_now, release_reason = p_reason
+          WHERE id = b.id RETURNING * INTO result;
+        INSERT INTO returned_units (sale_id, unit) VALUES (b.sale_id, b.unit);
+        IF b.status = 'booked' THEN
+          UPDATE sale_shards SET booked = booked - 1, version = version + 1
+            WHERE sale_id = b.sale_id AND shard = b.unit / v_shard_size;
+        ELSE
+          UPDATE sale_shards SET held = held - 1, version = version + 1
+            WHERE sale_id = b.sale_id AND shard = b.unit / v_shard_size;
+        END IF;
+        UPDATE user_holdings SET active = active - 1 WHERE sale_id = b.sale_id AND user_id = b.user_id;
+        RETURN result;
+      END
+      $$
+      """,
+      """
+      CREATE FUNCTION flashsale_units_left(p_sale text) RETURNS bigint LANGUAGE sql STABLE AS $$
+        SELECT s.quantity - coalesce((SELECT sum(held + booked) FROM sale_shards WHERE sale_id = p_sale), 0)
+        FROM sales s WHERE s.id = p_sale
+      $$
+      """,
+      """
+      CREATE FUNCTION flashsale_claim_batch(p_sales text[], p_users text[], p_keys text[], p_ids text[], p_now bigint)
+      RETURNS TABLE (idx int, outcome text, refusal text, detail text, booking text[], units_left bigint)
+      LANGUAGE plpgsql AS $$
+      #variable_conflict use_column
+      DECLARE
+        i int;
+        s sales;
+        existing bookings;
+        b bookings;
+        v_unit bigint;
+        v_active int;
+        v_held bigint;
+        v_free bigint;
+      BEGIN
+        -- In (sale, user) order, so that concurrent batches lock user rows in
+        -- one global order and cannot deadlock on them.
+        FOR i IN SELECT t.ord FROM unnest(p_sales, p_users) WITH ORDINALITY AS t(sale_id, user_id, ord)
+                 ORDER BY t.sale_id, t.user_id, t.ord LOOP
+          idx := i - 1; outcome := 'refused'; refusal := NULL; detail := NULL; booking := NULL; units_left := 0;
+          SELECT * INTO existing FROM bookings WHERE bookings.idempotency_key = p_keys[i];
+          IF FOUND THEN
+            IF existing.sale_id <> p_sales[i] OR existing.user_id <> p_users[i] THEN
+              refusal := 'IDEMPOTENCY_KEY_REUSED';
+              detail := format('idempotency key "%s" was used for another sale or user', p_keys[i]);
+            ELSE
+              outcome := 'replayed';
+              booking := flashsale_booking_text(existing);
+              units_left := flashsale_units_left(p_sales[i]);
+            END IF;
+            RETURN NEXT;
+            CONTINUE;
+          END IF;
+          SELECT * INTO s FROM sales WHERE sales.id = p_sales[i];
+          IF NOT FOUND THEN
+            refusal := 'SALE_NOT_FOUND'; detail := format('no sale %s', p_sales[i]);
+            RETURN NEXT; CONTINUE;
+          END IF;
+          IF s.closed_at IS NOT NULL OR p_now >= s.ends_at THEN
+            refusal := 'SALE_ENDED'; detail := format('sale %s has ended', s.id);
+            RETURN NEXT; CONTINUE;
+          END IF;
+          IF p_now < s.starts_at THEN
+            refusal := 'SALE_NOT_STARTED'; detail := format('sale %s has not started', s.id);
+            RETURN NEXT; CONTINUE;
+          END IF;
+          IF s.paused_at IS NOT NULL THEN
+            refusal := 'SALE_PAUSED'; detail := format('sale %s is paused', s.id);
+            RETURN NEXT; CONTINUE;
+          END IF;
+          v_active := NULL;
+          INSERT INTO user_holdings AS h (sale_id, user_id, active) VALUES (s.id, p_users[i], 1)
+            ON CONFLICT (sale_id, user_id) DO UPDATE SET active = h.active + 1 WHERE h.active < s.per_user_limit
+            RETURNING h.active INTO v_active;
+          IF v_active IS NULL THEN
+            refusal := 'LIMIT_REACHED';
+            detail := format('user %s already holds or bought %s of the %s allowed', p_users[i], s.per_user_limit,
+              s.per_user_limit);
+            RETURN NEXT; CONTINUE;
+          END IF;
+          v_unit := NULL;
+          DELETE FROM returned_units r
+            WHERE (r.sale_id, r.unit) = (SELECT x.sale_id, x.unit FROM returned_units x WHERE x.sale_id = s.id
+                                         LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING r.unit INTO v_unit;
+          IF v_unit IS NOT NULL THEN
+            UPDATE sale_shards SET held = held + 1, version = version + 1
+              WHERE sale_id = s.id AND shard = v_unit / s.shard_size;
+          ELSE
+            UPDATE sale_shards sh SET next_fresh = sh.next_fresh + 1, held = sh.held + 1, version = sh.version + 1
+              WHERE (sh.sale_id, sh.shard) = (SELECT x.sale_id, x.shard FROM sale_shards x
+                                              WHERE x.sale_id = s.id AND x.next_fresh < x.end_unit
+                                              ORDER BY x.shard LIMIT 1 FOR UPDATE SKIP LOCKED)
+              RETURNING sh.next_fresh - 1 INTO v_unit;
+          END IF;
+          IF v_unit IS NULL THEN
+            UPDATE user_holdings SET active = active - 1 WHERE sale_id = s.id AND user_id = p_users[i];
+            SELECT coalesce(sum(held), 0), coalesce(sum(end_unit - next_fresh), 0) INTO v_held, v_free
+              FROM sale_shards WHERE sale_id = s.id;
+            IF v_held > 0 OR v_free > 0 OR EXISTS (SELECT 1 FROM returned_units WHERE sale_id = s.id) THEN
+              refusal := 'SOLD_OUT_FOR_NOW'; detail := 'every unit is held or booked; held units may come back';
+            ELSE
+              refusal := 'SOLD_OUT'; detail := 'every unit is booked';
+            END IF;
+            RETURN NEXT; CONTINUE;
+          END IF;
+          INSERT INTO bookings (id, sale_id, user_id, unit, status, created_at, updated_at, hold_expires_at,
+              idempotency_key, fencing_token)
+            VALUES (p_ids[i], s.id, p_users[i], v_unit, 'hold', p_now, p_now, p_now + s.hold_duration_ns, p_keys[i],
+              nextval('fencing_tokens'))
+            RETURNING * INTO b;
+          outcome := 'held';
+          booking := flashsale_booking_text(b);
+          units_left := flashsale_units_left(s.id);
+          RETURN NEXT;
+        END LOOP;
+      END
+      $$
+      """,
+      """
+      CREATE FUNCTION flashsale_booking_step(p_op text, p_id text, p_token bigint, p_reason text, p_now bigint)
+      RETURNS TABLE (refusal text, detail text, booking text[]) LANGUAGE plpgsql AS $$
+      #variable_conflict use_column
+      DECLARE
+        b bookings;
+        v_shard_size bigint;
+      BEGIN
+        refusal := NULL; detail := NULL; booking := NULL;
+        SELECT * INTO b FROM bookings WHERE id = p_id FOR UPDATE;
+        IF NOT FOUND THEN
+          refusal := 'BOOKING_NOT_FOUND'; detail := format('no booking %s', p_id);
+          RETURN NEXT; RETURN;
+        END IF;
+        IF p_token IS NOT NULL AND p_token <> b.fencing_token THEN
+          refusal := 'STALE_FENCING_TOKEN';
+          detail := format('fencing token %s is not booking %s''s (%s)', p_token, p_id, b.fencing_token);
+          RETURN NEXT; RETURN;
+        END IF;
+        IF p_op = 'confirm' THEN
+          IF b.status = 'released' THEN
+            refusal := 'BOOKING_RELEASED'; detail := format('booking %s was released', p_id);
+          ELSIF b.status = 'expired' THEN
+            refusal := 'HOLD_EXPIRED'; detail := format('the hold of booking %s expired', p_id);
+          ELSIF b.status = 'hold' THEN
+            IF p_now >= b.hold_expires_at THEN
+              b := flashsale_end_hold(b, 'expired', NULL, p_now);
+              refusal := 'HOLD_EXPIRED'; detail := format('the hold of booking %s expired', p_id);
+            ELSE
+              SELECT shard_size INTO v_shard_size FROM sales WHERE id = b.sale_id;
+              UPDATE bookings SET status = 'booked', updated_at = p_now WHERE id = p_id RETURNING * INTO b;
+              UPDATE sale_shards SET held = held - 1, booked = booked + 1, version = version + 1
+                WHERE sale_id = b.sale_id AND shard = b.unit / v_shard_size;
+            END IF;
+          END IF;
+        ELSIF p_op = 'cancel' THEN
+          IF b.status = 'booked' THEN
+            refusal := 'BOOKING_CONFIRMED';
+            detail := format('booking %s is confirmed; a booked unit is returned with Release', p_id);
+          ELSIF b.status = 'hold' THEN
+            b := flashsale_end_hold(b, 'released', 'cancelled', p_now);
+          END IF;
+        ELSIF p_op = 'release' THEN
+          IF b.status IN ('hold', 'booked') THEN
+            b := flashsale_end_hold(b, 'released', p_reason, p_now);
+          END IF;
+        END IF;
+        booking := flashsale_booking_text(b);
+        RETURN NEXT;
+      END
+      $$
+      """,
+      """
+      CREATE FUNCTION flashsale_expire_holds(p_now bigint, p_limit int)
+      RETURNS TABLE (booking text[]) LANGUAGE plpgsql AS $$
+      #variable_conflict use_column
+      DECLARE
+        b bookings;
+      BEGIN
+        FOR b IN SELECT * FROM bookings WHERE status = 'hold' AND hold_expires_at <= p_now
+                 ORDER BY hold_expires_at LIMIT p_limit FOR UPDATE SKIP LOCKED LOOP
+          b := flashsale_end_hold(b, 'expired', NULL, p_now);
+          booking := flashsale_booking_text(b);
+          RETURN NEXT;
+        END LOOP;
+      END
+      $$
+      """,
+    ]
+  ]
+}

@@ -1,0 +1,451 @@
+public import FlashSaleDomain
+import Foundation
+public import Logging
+import PostgresNIO
+
+/// The ``SaleStore`` of several service instances on several machines: one
+/// PostgreSQL database (see ``PostgresSaleSchema`` for how claims avoid a hot
+/// row). Every operation is one transaction; PostgreSQL's commit is durable
+/// with its default `synchronous_commit = on`.
+public final class PostgresSaleStore: SaleStore, Sendable {
+  private let client: PostgresClient
+  private let runner: Task<Void, Never>
+  private let logger: Logger
+
+  /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`),
+  /// with at most `maximumConnections`, and runs the migrations this database
+  /// has not seen (one instance at a time, under an advisory lock).
+  public static func connect(
+    url: String, maximumConnections: Int = 8, logger: Logger = Logger(label: "flashsale.postgres")
+  ) async throws -> PostgresSaleStore {
+    let store = try PostgresSaleStore(url: url, maximumConnections: maximumConnections, logger: logger)
+    do {
+      try await store.migrate()
+    } catch {
+      store.shutdown()
+      throw error
+    }
+    return store
+  }
+
+  private init(url: String, maximumConnections: Int, logger: Logger) throws {
+    guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+      let host = components.host, let user = components.user
+    else {
+      throw DomainError(
+        .invalidArgument, "store: expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, got \(url)",
+        field: "store")
+    }
+    let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+    var configuration = PostgresClient.Configuration(
+      host: host, port: components.port ?? 5432, username: user, password: components.password,
+      database: database.isEmpty ? nil : database, tls: .disable)
+    configuration.options.maximumConnections = maximumConnections
+    configuration.options.minimumConnections = 1
+    // The pool's own messages (reconnects, a lease before run() started)
+    // are noise below errors.
+    var background = logger
+    background.logLevel = .error
+    let client = PostgresClient(configuration: configuration, backgroundLogger: background)
+    self.client = client
+    self.logger = logger
+    self.runner = Task { await client.run() }
+  }
+
+  /// Closes the connections.
+  public func shutdown() {
+    runner.cancel()
+  }
+
+  deinit {
+    runner.cancel()
+  }
+
+  private func migrate() async throws {
+    try await client.withTransaction(logger: logger) { connection in
+      try await connection.query("SELECT pg_advisory_xact_lock(7242160951)", logger: logger)
+      try await connection.query(
+        "CREATE TABLE IF NOT EXISTS flashsale_schema (version int NOT NULL)", logger: logger)
+      var version = 0
+      for try await value in try await connection.query("SELECT version FROM flashsale_schema", logger: logger)
+        .decode(Int.self)
+      {
+        version = value
+      }
+      guard version <= PostgresSaleSchema.migrations.count else {
+        throw DomainError(
+          .invalidArgument,
+          "the database is at schema version \(version), newer than this build knows (\(PostgresSaleSchema.migrations.count))")
+      }
+      for statements in PostgresSaleSchema.migrations.dropFirst(version) {
+        for statement in statements {
+          try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+        }
+      }
+      let latest = PostgresSaleSchema.migrations.count
+      try await connection.query("DELETE FROM flashsale_schema", logger: logger)
+      try await connection.query("INSERT INTO flashsale_schema (version) VALUES (\(latest))", logger: logger)
+    }
+  }
+
+  // MARK: Sales
+
+  private static let saleColumns = """
+    id, item_id, item_name, description, currency, price_minor, quantity, starts_at, ends_at, per_user_limit,
+    hold_duration_ns, created_at, updated_at, paused_at, closed_at
+    """
+
+  private static func sale(_ row: PostgresRow) throws -> Sale {
+    let r = row.makeRandomAccess()
+    let definition = SaleDefinition(
+      itemID: try r["item_id"].decode(String.self), itemName: try r["item_name"].decode(String.self),
+      description: try r["description"].decode(String.self),
+      price: Money(currency: try r["currency"].decode(String.self), amountMinor: try r["price_minor"].decode(Int64.self)),
+      quantity: try r["quantity"].decode(Int64.self),
+      startsAt: Timestamp(nanosecondsSinceEpoch: try r["starts_at"].decode(Int64.self)),
+      endsAt: Timestamp(nanosecondsSinceEpoch: try r["ends_at"].decode(Int64.self)),
+      perUserLimit: try r["per_user_limit"].decode(Int32.self),
+      holdDuration: .nanoseconds(try r["hold_duration_ns"].decode(Int64.self)))
+    return Sale(
+      id: SaleID(try r["id"].decode(String.self)), definition: definition,
+      createdAt: Timestamp(nanosecondsSinceEpoch: try r["created_at"].decode(Int64.self)),
+      updatedAt: Timestamp(nanosecondsSinceEpoch: try r["updated_at"].decode(Int64.self)),
+      pausedAt: try r["paused_at"].decode(Int64?.self).map(Timestamp.init(nanosecondsSinceEpoch:)),
+      closedAt: try r["closed_at"].decode(Int64?.self).map(Timestamp.init(nanosecondsSinceEpoch:)))
+  }
+
+  private func sales(_ query: PostgresQuery) async throws -> [Sale] {
+    var sales: [Sale] = []
+    for try await row in try await client.query(query, logger: logger) {
+      sales.append(try Self.sale(row))
+    }
+    return sales
+  }
+
+  /// Shards per sale: enough that instances rarely meet on one, few enough
+  /// that summing them is cheap.
+  static func shardCount(quantity: Int64) -> Int64 { min(64, quantity) }
+
+  public func createSale(
+    _ definition: SaleDefinition, id: SaleID, idempotencyKey: String?, now: Timestamp
+  ) async throws -> Sale {
+    try definition.validate()
+    let shards = Self.shardCount(quantity: definition.quantity)
+    let shardSize = (definition.quantity + shards - 1) / shards
+    let (seconds, attoseconds) = definition.holdDuration.components
+    let holdNanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    let logger = self.logger
+    let createdID: String = try await client.withTransaction(logger: logger) { connection in
+      let inserted = try await connection.query(
+        """
+        INSERT INTO sales (id, item_id, item_name, description, currency, price_minor, quantity, starts_at, ends_at,
+          per_user_limit, hold_duration_ns, created_at, updated_at, idempotency_key, shard_size)
+        VALUES (\(id.rawValue), \(definition.itemID), \(definition.itemName), \(definition.description),
+          \(definition.price.currency), \(definition.price.amountMinor), \(definition.quantity),
+          \(definition.startsAt.nanosecondsSinceEpoch), \(definition.endsAt.nanosecondsSinceEpoch),
+          \(Int32(definition.perUserLimit)), \(holdNanoseconds), \(now.nanosecondsSinceEpoch),
+          \(now.nanosecondsSinceEpoch), \(idempotencyKey), \(shardSize))
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id
+        """, logger: logger
+      ).collect()
+      if inserted.isEmpty, let idempotencyKey {
+        let existing = try await connection.query(
+          "SELECT id FROM sales WHERE idempotency_key = \(idempotencyKey)", logger: logger
+        ).collect()
+        return try existing[0].makeRandomAccess()["id"].decode(String.self)
+      }
+      try await connection.query(
+        """
+        INSERT INTO sale_shards (sale_id, shard, next_fresh, end_unit)
+        SELECT \(id.rawValue), g, g * \(shardSize), least((g + 1) * \(shardSize), \(definition.quantity))
+        FROM generate_series(0, \(shards) - 1) AS g
+        WHERE g * \(shardSize) < \(definition.quantity)
+        """, logger: logger)
+      return id.rawValue
+    }
+    guard let sale = try await sale(SaleID(createdID)) else {
+      throw DomainError(.saleNotFound, "sale \(createdID) vanished after it was created")
+    }
+    return sale
+  }
+
+  public func sale(_ id: SaleID) async throws -> Sale? {
+    try await sales("SELECT \(unescaped: Self.saleColumns) FROM sales WHERE id = \(id.rawValue)").first
+  }
+
+  public func sales(limit: Int, before cursor: SaleCursor?) async throws -> [Sale] {
+    if let cursor {
+      return try await sales(
+        """
+        SELECT \(unescaped: Self.saleColumns) FROM sales
+        WHERE (created_at, id) < (\(cursor.createdAt.nanosecondsSinceEpoch), \(cursor.id.rawValue))
+        ORDER BY created_at DESC, id DESC LIMIT \(limit)
+        """)
+    }
+    return try await sales(
+      "SELECT \(unescaped: Self.saleColumns) FROM sales ORDER BY created_at DESC, id DESC LIMIT \(limit)")
+  }
+
+  public func setPaused(_ id: SaleID, _ paused: Bool, now: Timestamp) async throws -> Sale {
+    let changed =
+      paused
+      ? try await sales(
+        """
+        UPDATE sales SET paused_at = coalesce(paused_at, \(now.nanosecondsSinceEpoch)),
+          updated_at = \(now.nanosecondsSinceEpoch)
+        WHERE id = \(id.rawValue) RETURNING \(unescaped: Self.saleColumns)
+        """)
+      : try await sales(
+        """
+        UPDATE sales SET paused_at = NULL, updated_at = \(now.nanosecondsSinceEpoch)
+        WHERE id = \(id.rawValue) RETURNING \(unescaped: Self.saleColumns)
+        """)
+    guard let sale = changed.first else { throw DomainError(.saleNotFound, "no sale \(id)") }
+    return sale
+  }
+
+  public func close(_ id: SaleID, now: Timestamp) async throws -> Sale {
+    let changed = try await sales(
+      """
+      UPDATE sales SET closed_at = coalesce(closed_at, \(now.nanosecondsSinceEpoch)),
+        updated_at = \(now.nanosecondsSinceEpoch)
+      WHERE id = \(id.rawValue) RETURNING \(unescaped: Self.saleColumns)
+      """)
+    guard let sale = changed.first else { throw DomainError(.saleNotFound, "no sale \(id)") }
+    return sale
+  }
+
+  // MARK: Claims and steps
+
+  /// A booking from `flashsale_booking_text`'s array.
+  private static func booking(_ fields: [String]) throws -> Booking {
+    guard fields.count == 11, let unit = Int64(fields[3]), let status = BookingStatus(rawValue: fields[4]),
+      let created = Int64(fields[5]), let updated = Int64(fields[6]), let expires = Int64(fields[7]),
+      let token = UInt64(fields[9])
+    else {
+      throw DomainError(.invalidArgument, "the store returned a malformed booking: \(fields)")
+    }
+    return Booking(
+      id: BookingID(fields[0]), saleID: SaleID(fields[1]), userID: UserID(fields[2]), unit: unit, status: status,
+      createdAt: Timestamp(nanosecondsSinceEpoch: created), updatedAt: Timestamp(nanosecondsSinceEpoch: updated),
+      holdExpiresAt: Timestamp(nanosecondsSinceEpoch: expires), idempotencyKey: fields[8], fencingToken: token,
+      releaseReason: fields[10].isEmpty ? nil : fields[10])
+  }
+
+  private static func refusal(_ reason: String, _ detail: String?) -> DomainError {
+    let reason = DomainError.Reason(rawValue: reason)
+    return DomainError(
+      reason, detail ?? reason.rawValue,
+      field: reason == .idempotencyKeyReused ? "idempotency_key" : nil)
+  }
+
+  /// Runs `body` again when PostgreSQL aborted its transaction to break a
+  /// deadlock or a serialization conflict between instances: the aborted
+  /// transaction applied nothing, so running it again is safe.
+  private func retryingConflicts<T>(_ body: () async throws -> T) async throws -> T {
+    var attempt = 0
+    while true {
+      do {
+        return try await body()
+      } catch let error as PSQLError
+        where ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "") && attempt < 5
+      {
+        attempt += 1
+        logger.debug("transaction conflict; retrying", metadata: ["attempt": "\(attempt)"])
+        try await Task.sleep(for: .milliseconds(Int64.random(in: 1...(5 << attempt))))
+      }
+    }
+  }
+
+  public func claim(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
+    if requests.isEmpty { return [] }
+    return try await retryingConflicts { try await claimOnce(requests, now: now) }
+  }
+
+  private func claimOnce(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
+    let rows = try await client.query(
+      """
+      SELECT idx, outcome, refusal, detail, booking, units_left FROM flashsale_claim_batch(
+        \(requests.map(\.saleID.rawValue)), \(requests.map(\.userID.rawValue)), \(requests.map(\.idempotencyKey)),
+        \(requests.map(\.bookingID.rawValue)), \(now.nanosecondsSinceEpoch))
+      """, logger: logger)
+    var outcomes = [ClaimOutcome?](repeating: nil, count: requests.count)
+    for try await (index, outcome, refusal, detail, booking, left) in rows.decode(
+      (Int32, String, String?, String?, [String]?, Int64).self)
+    {
+      switch outcome {
+      case "held": outcomes[Int(index)] = .held(try Self.booking(booking ?? []), unitsLeft: left)
+      case "replayed": outcomes[Int(index)] = .replayed(try Self.booking(booking ?? []), unitsLeft: left)
+      default: outcomes[Int(index)] = .refused(Self.refusal(refusal ?? "UNKNOWN", detail))
+      }
+    }
+    return try outcomes.map { outcome in
+      guard let outcome else { throw DomainError(.invalidArgument, "the store answered fewer claims than asked") }
+      return outcome
+    }
+  }
+
+  private func step(_ operation: String, _ id: BookingID, token: UInt64?, reason: String?, now: Timestamp)
+    async throws -> Booking
+  {
+    try await retryingConflicts { try await stepOnce(operation, id, token: token, reason: reason, now: now) }
+  }
+
+  private func stepOnce(_ operation: String, _ id: BookingID, token: UInt64?, reason: String?, now: Timestamp)
+    async throws -> Booking
+  {
+    let rows = try await client.query(
+      """
+      SELECT refusal, detail, booking FROM flashsale_booking_step(
+        \(operation), \(id.rawValue), \(token.map { Int64(bitPattern: $0) }), \(reason), \(now.nanosecondsSinceEpoch))
+      """, logger: logger)
+    for try await (refusal, detail, booking) in rows.decode((String?, String?, [String]?).self) {
+      if let refusal { throw Self.refusal(refusal, detail) }
+      return try Self.booking(booking ?? [])
+    }
+    throw DomainError(.bookingNotFound, "no booking \(id)")
+  }
+
+  public func confirm(_ id: BookingID, token: UInt64, now: Timestamp) async throws -> Booking {
+    try await step("confirm", id, token: token, reason: nil, now: now)
+  }
+
+  public func cancel(_ id: BookingID, token: UInt64, now: Timestamp) async throws -> Booking {
+    try await step("cancel", id, token: token, reason: nil, now: now)
+  }
+
+  public func release(_ id: BookingID, token: UInt64?, reason: String, now: Timestamp) async throws -> Booking {
+    try await step("release", id, token: token, reason: reason, now: now)
+  }
+
+  public func expireHolds(now: Timestamp, limit: Int) async throws -> [Booking] {
+    try await retryingConflicts { try await expireHoldsOnce(now: now, limit: limit) }
+  }
+
+  private func expireHoldsOnce(now: Timestamp, limit: Int) async throws -> [Booking] {
+    var expired: [Booking] = []
+    let rows = try await client.query(
+      "SELECT booking FROM flashsale_expire_holds(\(now.nanosecondsSinceEpoch), \(Int32(clamping: limit)))",
+      logger: logger)
+    for try await fields in rows.decode([String].self) {
+      expired.append(try Self.booking(fields))
+    }
+    return expired
+  }
+
+  public func nextHoldDeadline() async throws -> Timestamp? {
+    let rows = try await client.query("SELECT min(hold_expires_at) FROM bookings WHERE status = 'hold'", logger: logger)
+    for try await value in rows.decode(Int64?.self) {
+      return value.map(Timestamp.init(nanosecondsSinceEpoch:))
+    }
+    return nil
+  }
+
+  public func booking(_ id: BookingID) async throws -> Booking? {
+    let rows = try await client.query(
+      "SELECT flashsale_booking_text(b) FROM bookings b WHERE b.id = \(id.rawValue)", logger: logger)
+    for try await fields in rows.decode([String].self) {
+      return try Self.booking(fields)
+    }
+    return nil
+  }
+
+  // MARK: Counts and audit
+
+  public func counts(_ saleID: SaleID) async throws -> UnitCounts {
+    try await stockLevel(saleID).counts
+  }
+
+  public func stockLevel(_ saleID: SaleID) async throws -> StockLevel {
+    let rows = try await client.query(
+      """
+      SELECT s.quantity, coalesce(sum(h.held), 0)::bigint, coalesce(sum(h.booked), 0)::bigint,
+        coalesce(sum(h.version), 0)::bigint
+      FROM sales s LEFT JOIN sale_shards h ON h.sale_id = s.id
+      WHERE s.id = \(saleID.rawValue) GROUP BY s.quantity
+      """, logger: logger)
+    for try await (quantity, held, booked, version) in rows.decode((Int64, Int64, Int64, Int64).self) {
+      return StockLevel(
+        counts: UnitCounts(quantity: quantity, available: quantity - held - booked, held: held, booked: booked),
+        version: UInt64(version))
+    }
+    throw DomainError(.saleNotFound, "no sale \(saleID)")
+  }
+
+  public func audit(_ saleID: SaleID) async throws -> [AuditFinding] {
+    let logger = self.logger
+    // One snapshot for rows and counters.
+    return try await client.withTransaction(logger: logger) { connection in
+      try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+      var sale: Sale?
+      for try await row in try await connection.query(
+        "SELECT \(unescaped: Self.saleColumns) FROM sales WHERE id = \(saleID.rawValue)", logger: logger)
+      {
+        sale = try Self.sale(row)
+      }
+      guard let sale else { throw DomainError(.saleNotFound, "no sale \(saleID)") }
+      var taken: [Booking] = []
+      for try await fields in try await connection.query(
+        """
+        SELECT flashsale_booking_text(b) FROM bookings b
+        WHERE b.sale_id = \(saleID.rawValue) AND b.status IN ('hold', 'booked')
+        """, logger: logger
+      ).decode([String].self) {
+        taken.append(try Self.booking(fields))
+      }
+      var held: Int64 = 0
+      var booked: Int64 = 0
+      var free: Int64 = 0
+      for try await (h, b, f) in try await connection.query(
+        """
+        SELECT coalesce(sum(held), 0)::bigint, coalesce(sum(booked), 0)::bigint,
+          coalesce(sum(end_unit - next_fresh), 0)::bigint
+        FROM sale_shards WHERE sale_id = \(saleID.rawValue)
+        """, logger: logger
+      ).decode((Int64, Int64, Int64).self) {
+        (held, booked, free) = (h, b, f)
+      }
+      var returned: [Int64] = []
+      for try await unit in try await connection.query(
+        "SELECT unit FROM returned_units WHERE sale_id = \(saleID.rawValue) ORDER BY unit", logger: logger
+      ).decode(Int64.self) {
+        returned.append(unit)
+      }
+      var holdings: [(String, Int32)] = []
+      for try await (user, active) in try await connection.query(
+        "SELECT user_id, active FROM user_holdings WHERE sale_id = \(saleID.rawValue) AND active > 0", logger: logger
+      ).decode((String, Int32).self) {
+        holdings.append((user, active))
+      }
+
+      let quantity = sale.definition.quantity
+      var findings = SaleAuditor.findings(
+        quantity: quantity, perUserLimit: sale.definition.perUserLimit, bookings: taken,
+        storedCounts: UnitCounts(quantity: quantity, available: quantity - held - booked, held: held, booked: booked))
+      let takenUnits = Set(taken.map(\.unit))
+      for unit in returned where takenUnits.contains(unit) {
+        findings.append(AuditFinding("unit \(unit) is in returned_units but taken by a booking"))
+      }
+      if free + Int64(returned.count) != quantity - Int64(taken.count) {
+        findings.append(
+          AuditFinding(
+            "\(free + Int64(returned.count)) units are free (\(free) never issued + \(returned.count) returned) but \(quantity - Int64(taken.count)) are not taken: a unit is stranded or counted twice"
+          ))
+      }
+      var takenByUser: [String: Int32] = [:]
+      for booking in taken { takenByUser[booking.userID.rawValue, default: 0] += 1 }
+      for (user, active) in holdings where takenByUser[user, default: 0] != active {
+        findings.append(
+          AuditFinding("user \(user): user_holdings says \(active) units, the bookings say \(takenByUser[user, default: 0])"))
+      }
+      return findings
+    }
+  }
+
+  /// Runs raw SQL, bypassing every rule: for tests that corrupt the store on
+  /// purpose and expect the audit to notice.
+  public func executeUncheckedForTesting(_ sql: String) async throws {
+    try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+  }
+}

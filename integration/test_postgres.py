@@ -1,0 +1,118 @@
+"""The sale core on PostgreSQL, shared by several `flashsale serve`
+processes: together they never oversell, and the audit reads the rows.
+Needs FLASHSALE_TEST_POSTGRES_URL (make test starts a throwaway cluster)."""
+import os
+import random
+import subprocess
+import threading
+import uuid
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from test_sale_core import Platform, audit, booking_pb2, booking_grpc, refusal, user
+
+BASE = os.environ.get("FLASHSALE_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(BASE is None, reason="FLASHSALE_TEST_POSTGRES_URL is not set (make test sets it)")
+
+
+def fresh_database():
+    """A new database on the test cluster; returns its URL."""
+    name = "it_" + uuid.uuid4().hex[:12]
+    subprocess.run(["psql", "-X", "-q", BASE, "-c", f"CREATE DATABASE {name}"], check=True, timeout=60)
+    return BASE.rsplit("/", 1)[0] + "/" + name
+
+
+def psql(url, sql):
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True, timeout=60)
+
+
+def test_two_instances_on_one_database_never_oversell():
+    url = fresh_database()
+    first, second = Platform(url), Platform(url)
+    try:
+        sale = first.create_sale(quantity=1000, per_user_limit=1)
+        calls = [(f"user-{u}", f"u{u}-k{k}") for u in range(5000) for k in range(2)]
+        random.Random(11).shuffle(calls)
+        channels = [grpc.insecure_channel(f"127.0.0.1:{p.server.port}") for p in (first, second) for _ in range(3)]
+        stubs = [booking_grpc.BookingStub(c) for c in channels]
+        futures = [(who, stubs[i % len(stubs)].Book.future(
+            booking_pb2.BookRequest(sale_id=sale.sale_id, idempotency_key=key), metadata=user(who), timeout=120))
+            for i, (who, key) in enumerate(calls)]
+        held, refused = {}, {}
+        for who, future in futures:
+            try:
+                response = future.result()
+                held.setdefault(who, set()).add(response.booking.booking_id)
+            except grpc.RpcError as error:
+                status = rpc_status.from_call(error)
+                info = error_details_pb2.ErrorInfo()
+                reason = info.reason if status and status.details and status.details[0].Unpack(info) else error.code().name
+                refused[reason] = refused.get(reason, 0) + 1
+        for c in channels:
+            c.close()
+        bookings = set().union(*held.values())
+        assert len(bookings) == 1000, (len(bookings), refused)
+        assert all(len(b) == 1 for b in held.values())
+        assert set(refused) <= {"SOLD_OUT_FOR_NOW", "LIMIT_REACHED"}, refused
+        result = audit(url, sale.sale_id)
+        assert result.returncode == 0, result.stdout + result.stderr
+        # A hold cancelled on one instance is bought on the other.
+        who = next(iter(held))
+        booking_id = next(iter(held[who]))
+        record = first.booking.GetBooking(booking_pb2.GetBookingRequest(booking_id=booking_id), metadata=user(who), timeout=5)
+        first.booking.Cancel(booking_pb2.CancelRequest(booking_id=booking_id, fencing_token=record.fencing_token),
+                             metadata=user(who), timeout=5)
+        again = second.book(sale, "late-buyer")
+        assert again.booking.fencing_token > record.fencing_token
+        assert refusal(lambda: first.book(sale, "too-late"))[1] == "SOLD_OUT_FOR_NOW"
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_audit_names_corruption_written_with_sql_on_postgres():
+    url = fresh_database()
+    platform = Platform(url)
+    try:
+        sale = platform.create_sale(quantity=5, per_user_limit=1)
+        platform.book(sale, "alice")
+        platform.book(sale, "bob")
+        assert audit(url, sale.sale_id).returncode == 0
+        platform.stop()  # no expiry job running while rows are written behind its back
+        psql(url, f"""
+            DROP INDEX bookings_one_taker_per_unit;
+            INSERT INTO bookings VALUES ('bkg_double', '{sale.sale_id}', 'carol', 0, 'hold', 0, 0, 9000000000000000000, 'x-1', 99, NULL);
+            INSERT INTO bookings VALUES ('bkg_over', '{sale.sale_id}', 'alice', 3, 'booked', 0, 0, 0, 'x-2', 98, NULL);
+        """)
+        result = audit(url, sale.sale_id)
+        assert result.returncode == 1, result.stdout
+        assert "bkg_double" in result.stdout and "unit 0 is taken" in result.stdout, result.stdout
+        assert "user alice" in result.stdout and "bkg_over" in result.stdout
+    finally:
+        platform.stop()
+
+
+def test_idempotency_and_expiry_on_postgres():
+    url = fresh_database()
+    platform = Platform(url)
+    try:
+        sale = platform.create_sale(quantity=1, hold_seconds=1)
+        first = platform.book(sale, "slow", key="slow-1")
+        platform.stop(sig=9)
+        platform.start()
+        again = platform.book(sale, "slow", key="slow-1")
+        assert again.replayed and again.booking.booking_id == first.booking.booking_id
+        import time
+        deadline = time.time() + 5
+        while True:
+            try:
+                platform.book(sale, "fast")
+                break
+            except grpc.RpcError:
+                assert time.time() < deadline
+                time.sleep(0.1)
+    finally:
+        platform.stop()
