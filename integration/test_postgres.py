@@ -65,7 +65,16 @@ def test_two_instances_on_one_database_never_oversell():
         record = first.booking.GetBooking(booking_pb2.GetBookingRequest(booking_id=booking_id), metadata=user(who), timeout=5)
         first.booking.Cancel(booking_pb2.CancelRequest(booking_id=booking_id, fencing_token=record.fencing_token),
                              metadata=user(who), timeout=5)
-        again = second.book(sale, "late-buyer")
+        # The other instance learns of the returned unit within its staleness bound (100 ms).
+        import time
+        deadline = time.time() + 1.0
+        while True:
+            try:
+                again = second.book(sale, "late-buyer")
+                break
+            except grpc.RpcError:
+                assert time.time() < deadline, "the returned unit did not show on the other instance within 1 s"
+                time.sleep(0.02)
         assert again.booking.fencing_token > record.fencing_token
         assert refusal(lambda: first.book(sale, "too-late"))[1] == "SOLD_OUT_FOR_NOW"
     finally:

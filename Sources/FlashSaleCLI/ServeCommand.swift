@@ -190,7 +190,9 @@ struct ServeCommand: AsyncParsableCommand {
     let clock = SystemClock()
     let availability = AvailabilityTracker(store: store, clock: clock)
     let core = SaleCore(store: store, clock: clock, availability: availability)
-    let expiry = HoldExpiryJob(store: store, clock: clock)
+    let expiry = HoldExpiryJob(store: store, clock: clock) { expired in
+      for saleID in Set(expired.map(\.saleID)) { availability.noteReturned(saleID) }
+    }
     // Holds that expired while no process ran go back before the first call.
     let released = try await expiry.expireDue()
     logger.info("store open", metadata: ["store": "\(self.store)", "expired-at-start": "\(released)"])

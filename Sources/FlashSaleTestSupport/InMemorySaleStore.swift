@@ -200,6 +200,10 @@ public actor InMemorySaleStore: SaleStore {
     bookings[id]
   }
 
+  public func booking(idempotencyKey: String) -> Booking? {
+    claimKeys[idempotencyKey].flatMap { bookings[$0] }
+  }
+
   public func counts(_ saleID: SaleID) throws -> UnitCounts {
     guard let record = sales[saleID] else { throw DomainError(.saleNotFound, "no sale \(saleID)") }
     return UnitCounts(

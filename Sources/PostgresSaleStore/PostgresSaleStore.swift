@@ -351,6 +351,15 @@ public final class PostgresSaleStore: SaleStore, Sendable {
     return nil
   }
 
+  public func booking(idempotencyKey: String) async throws -> Booking? {
+    let rows = try await client.query(
+      "SELECT flashsale_booking_text(b) FROM bookings b WHERE b.idempotency_key = \(idempotencyKey)", logger: logger)
+    for try await fields in rows.decode([String].self) {
+      return try Self.booking(fields)
+    }
+    return nil
+  }
+
   // MARK: Counts and audit
 
   public func counts(_ saleID: SaleID) async throws -> UnitCounts {

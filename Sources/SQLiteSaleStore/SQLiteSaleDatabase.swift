@@ -7,6 +7,13 @@ import SQLiteSupport
 final class SQLiteSaleDatabase {
   let connection: SQLiteConnection
 
+  /// A reader beside the writer: in WAL mode it reads the last commit
+  /// without waiting for the writer.
+  init(readerOf path: String) throws {
+    connection = try SQLiteConnection(path: path, mode: .readOnly)
+    try connection.execute("PRAGMA busy_timeout = 5000")
+  }
+
   init(path: String, maximumFileSize: Int64?) throws {
     connection = try SQLiteConnection(path: path)
     try connection.execute("PRAGMA busy_timeout = 5000")
@@ -251,6 +258,12 @@ final class SQLiteSaleDatabase {
       updatedAt: Timestamp(nanosecondsSinceEpoch: row.int64(6)),
       holdExpiresAt: Timestamp(nanosecondsSinceEpoch: row.int64(7)), idempotencyKey: row.text(8),
       fencingToken: UInt64(row.int64(9)), releaseReason: row.optionalText(10))
+  }
+
+  func booking(idempotencyKey: String) throws -> Booking? {
+    try connection.queryFirst(
+      "SELECT \(Self.bookingColumns) FROM bookings WHERE idempotency_key = ?", .text(idempotencyKey),
+      row: Self.booking)
   }
 
   func booking(_ id: BookingID) throws -> Booking? {

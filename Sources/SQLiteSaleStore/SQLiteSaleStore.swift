@@ -13,6 +13,10 @@ public final class SQLiteSaleStore: SaleStore, @unchecked Sendable {
   // @unchecked: `database` is touched only on `queue`.
   private let queue: DispatchQueue
   private let database: SQLiteSaleDatabase
+  // A second connection, read only, on its own queue: point reads that must
+  // not wait behind a commit.
+  private let readQueue: DispatchQueue
+  private let reader: SQLiteSaleDatabase
   /// The file.
   public let path: String
 
@@ -25,6 +29,8 @@ public final class SQLiteSaleStore: SaleStore, @unchecked Sendable {
     self.path = path
     self.queue = DispatchQueue(label: "flashsale.sqlite-store")
     self.database = try SQLiteSaleDatabase(path: path, maximumFileSize: maximumFileSize)
+    self.readQueue = DispatchQueue(label: "flashsale.sqlite-store.reader")
+    self.reader = try SQLiteSaleDatabase(readerOf: path)
   }
 
   /// Runs `body` on the store's queue.
@@ -84,6 +90,14 @@ public final class SQLiteSaleStore: SaleStore, @unchecked Sendable {
 
   public func booking(_ id: BookingID) async throws -> Booking? {
     try await run { try $0.booking(id) }
+  }
+
+  public func booking(idempotencyKey: String) async throws -> Booking? {
+    try await withCheckedThrowingContinuation { continuation in
+      readQueue.async {
+        continuation.resume(with: Result { try self.reader.booking(idempotencyKey: idempotencyKey) })
+      }
+    }
   }
 
   public func counts(_ saleID: SaleID) async throws -> UnitCounts {

@@ -117,7 +117,9 @@ struct SaleCoreTests {
     #expect(soldOutForNow.state == .soldOutForNow && soldOutForNow.version > start.version)
     _ = try await core.confirm(a.booking.id, token: a.booking.fencingToken, user: UserID("a"))
     clock.advance(by: .seconds(11))
-    _ = try await HoldExpiryJob(store: store, clock: clock).expireDue()
+    _ = try await HoldExpiryJob(store: store, clock: clock) { expired in
+      for booking in expired { core.availability.noteReturned(booking.saleID) }
+    }.expireDue()
     let c = try await core.book(saleID: sale.id, userID: UserID("c"), idempotencyKey: "c")
     _ = try await core.confirm(c.booking.id, token: c.booking.fencingToken, user: UserID("c"))
     try await core.availability.refresh()
@@ -126,6 +128,29 @@ struct SaleCoreTests {
     #expect(soldOut.asOf == clock.now())
     _ = try await core.setPaused(sale.id, true)
     #expect(core.availability.cachedSnapshot(sale.id)?.state == .paused)
+  }
+
+  @Test("a sold-out sale is refused from memory, but a retry of a granted claim still gets its booking")
+  func soldOutFromMemory() async throws {
+    let store = FaultyStore(InMemorySaleStore())
+    let core = makeCore(store)
+    let sale = try await core.createSale(definition(quantity: 1), idempotencyKey: nil)
+    let granted = try await core.book(saleID: sale.id, userID: UserID("a"), idempotencyKey: "a-1")
+    try await core.availability.refresh()
+    let claimsBefore = store.claimBatches.count
+    do {
+      _ = try await core.book(saleID: sale.id, userID: UserID("b"), idempotencyKey: "b-1")
+      Issue.record("a sold-out sale granted a unit")
+    } catch let error as DomainError {
+      #expect(error.reason == .soldOutForNow)
+    }
+    #expect(store.claimBatches.count == claimsBefore, "the refusal went to the store")
+    let replay = try await core.book(saleID: sale.id, userID: UserID("a"), idempotencyKey: "a-1")
+    #expect(replay.replayed && replay.booking == granted.booking)
+    // A unit this process gives back is claimable at once, before the next read.
+    _ = try await core.cancel(granted.booking.id, token: granted.booking.fencingToken, user: UserID("a"))
+    let next = try await core.book(saleID: sale.id, userID: UserID("b"), idempotencyKey: "b-2")
+    #expect(next.booking.unit == granted.booking.unit)
   }
 
   @Test("watchers get the current count, then changes")

@@ -19,6 +19,11 @@ public final class AvailabilityTracker: Service, Sendable {
     /// What watchers were last sent: the stock version and the state.
     var published: (version: UInt64, state: AvailabilitySnapshot.State)?
     var watchers: [Int: AsyncStream<AvailabilitySnapshot>.Continuation] = [:]
+    /// Units this process gave back (cancel, release, expiry), counted; and
+    /// how many of them the last store read had seen. While they differ the
+    /// counts may show too few units, and no refusal is made from memory.
+    var returnsNoted = 0
+    var returnsSeen = 0
   }
 
   private struct State {
@@ -32,8 +37,6 @@ public final class AvailabilityTracker: Service, Sendable {
   private let logger: Logger
   /// How often counts are re-read from the store.
   public let refreshInterval: Duration
-  /// Every how many refreshes the sale rows (pause, close) are re-read too.
-  private let saleRefreshEvery = 10
 
   /// A tracker reading `store` every `refreshInterval`.
   public init(
@@ -72,6 +75,30 @@ public final class AvailabilityTracker: Service, Sendable {
   /// The sale as this process last read it, if it tracks it.
   public func cachedSale(_ saleID: SaleID) -> Sale? {
     state.withLock { $0.entries[saleID]?.sale }
+  }
+
+  /// Notes that this process gave units of the sale back to stock: until the
+  /// next store read, ``refusalFromMemory(_:)`` makes no refusal for it.
+  public func noteReturned(_ saleID: SaleID) {
+    state.withLock { $0.entries[saleID]?.returnsNoted += 1 }
+  }
+
+  /// The refusal a `Book` on the sale would get, when memory can tell: the
+  /// sale is not open, or no unit was free at the last store read and no unit
+  /// came back in this process since. `nil` when a claim must decide.
+  public func refusalFromMemory(_ saleID: SaleID) -> DomainError? {
+    let now = clock.now()
+    return state.withLock { state -> DomainError? in
+      guard let entry = state.entries[saleID], entry.returnsNoted == entry.returnsSeen else { return nil }
+      switch AvailabilitySnapshot.state(of: entry.sale, counts: entry.level.counts, at: now) {
+      case .available: return nil
+      case .notStarted: return DomainError(.saleNotStarted, "sale \(saleID) has not started")
+      case .paused: return DomainError(.salePaused, "sale \(saleID) is paused")
+      case .ended: return DomainError(.saleEnded, "sale \(saleID) has ended")
+      case .soldOutForNow: return DomainError(.soldOutForNow, "every unit is held or booked; held units may come back")
+      case .soldOut: return DomainError(.soldOut, "every unit is booked")
+      }
+    }
   }
 
   /// Starts tracking `sale` (after it was created, or first asked about).
@@ -120,15 +147,13 @@ public final class AvailabilityTracker: Service, Sendable {
   /// then ends every watcher's stream.
   public func run() async throws {
     try? await cancelWhenGracefulShutdown {
-      var round = 0
       while !Task.isCancelled {
         do {
-          try await self.refresh(includingSales: round % self.saleRefreshEvery == 0)
+          try await self.refresh()
         } catch {
           self.logger.warning(
             "availability refresh failed; counts grow stale until it succeeds", metadata: ["error": "\(error)"])
         }
-        round &+= 1
         try await Task.sleep(for: self.refreshInterval)
       }
     }
@@ -137,11 +162,12 @@ public final class AvailabilityTracker: Service, Sendable {
     }
   }
 
-  /// Reads every tracked sale's stock level (and, when asked, its row) once.
-  public func refresh(includingSales: Bool = true) async throws {
+  /// Reads every tracked sale's row and stock level once.
+  public func refresh() async throws {
     let ids = state.withLock { Array($0.entries.keys) }
     for id in ids {
-      let sale = includingSales ? try await store.sale(id) : nil
+      let noted = state.withLock { $0.entries[id]?.returnsNoted ?? 0 }
+      let sale = try await store.sale(id)
       let level = try await store.stockLevel(id)
       let now = clock.now()
       let counts = state.withLock { state -> UnitCounts? in
@@ -149,6 +175,7 @@ public final class AvailabilityTracker: Service, Sendable {
         if let sale { entry.sale = sale }
         entry.level = level
         entry.asOf = now
+        entry.returnsSeen = noted
         publish(&entry, now: now)
         state.entries[id] = entry
         return level.counts

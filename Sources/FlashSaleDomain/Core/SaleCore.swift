@@ -13,6 +13,7 @@ public final class SaleCore: Sendable {
   private let confirms = Counter(label: "flashsale_bookings_total", dimensions: [("event", "confirmed")])
   private let cancels = Counter(label: "flashsale_bookings_total", dimensions: [("event", "cancelled")])
   private let releases = Counter(label: "flashsale_bookings_total", dimensions: [("event", "released")])
+  private let refusalsFromMemory = Counter(label: "flashsale_book_refused_from_memory_total")
 
   /// The longest idempotency key accepted.
   public static let maximumKeyLength = 128
@@ -94,6 +95,29 @@ public final class SaleCore: Sendable {
     let request = ClaimRequest(
       saleID: saleID, userID: userID, idempotencyKey: idempotencyKey,
       bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
+    if let refusal = availability.refusalFromMemory(saleID) {
+      // Sold out (or not open): no claim, no write. Only a retry of a claim
+      // that did get a unit goes on, to be answered with its booking.
+      Task { [store] in
+        do {
+          if try await store.booking(idempotencyKey: idempotencyKey) == nil {
+            refusalsFromMemory.increment()
+            completion(.failure(refusal))
+          } else {
+            self.claim(request, completion: completion)
+          }
+        } catch {
+          completion(.failure(error))
+        }
+      }
+      return
+    }
+    claim(request, completion: completion)
+  }
+
+  private func claim(
+    _ request: ClaimRequest, completion: @escaping @Sendable (Result<BookResult, any Error>) -> Void
+  ) {
     batcher.submit(request) { [holds] result in
       completion(
         result.flatMap { outcome in
@@ -120,16 +144,24 @@ public final class SaleCore: Sendable {
   /// Turns a hold into a booking. `user`, when given, must own the booking.
   public func confirm(_ id: BookingID, token: UInt64, user: UserID?) async throws -> Booking {
     let before = try await booking(id, user: user)
-    let booking = try await store.confirm(id, token: token, now: clock.now())
-    if before.status == .hold { confirms.increment() }
-    return booking
+    do {
+      let booking = try await store.confirm(id, token: token, now: clock.now())
+      if before.status == .hold { confirms.increment() }
+      return booking
+    } catch let error as DomainError where error.reason == .holdExpired {
+      availability.noteReturned(before.saleID)  // the late confirm expired the hold
+      throw error
+    }
   }
 
   /// Releases a hold at once. `user`, when given, must own the booking.
   public func cancel(_ id: BookingID, token: UInt64, user: UserID?) async throws -> Booking {
     let before = try await booking(id, user: user)
     let booking = try await store.cancel(id, token: token, now: clock.now())
-    if before.status == .hold { cancels.increment() }
+    if before.status == .hold {
+      cancels.increment()
+      availability.noteReturned(booking.saleID)
+    }
     return booking
   }
 
@@ -139,7 +171,10 @@ public final class SaleCore: Sendable {
     guard !reason.isEmpty else { throw DomainError(.invalidArgument, "reason: must not be empty", field: "reason") }
     let before = try await booking(id, user: nil)
     let booking = try await store.release(id, token: token, reason: reason, now: clock.now())
-    if before.status.takesUnit { releases.increment() }
+    if before.status.takesUnit {
+      releases.increment()
+      availability.noteReturned(booking.saleID)
+    }
     return booking
   }
 
