@@ -11,6 +11,9 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   private let client: PostgresClient
   private let runner: Task<Void, Never>
   private let logger: Logger
+  /// Batches of claims take different shards (SKIP LOCKED), so several
+  /// commit at once, each on its own connection.
+  public let concurrentClaimBatches: Int
 
   /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`),
   /// with at most `maximumConnections`, and runs the migrations this database
@@ -49,6 +52,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
     let client = PostgresClient(configuration: configuration, backgroundLogger: background)
     self.client = client
     self.logger = logger
+    self.concurrentClaimBatches = max(1, maximumConnections / 2)
     self.runner = Task { await client.run() }
   }
 

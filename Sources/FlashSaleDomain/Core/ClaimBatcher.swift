@@ -19,31 +19,35 @@ public final class ClaimBatcher: Sendable {
 
   private struct State {
     var queue: [Pending] = []
-    var draining = false
+    /// Batches being committed now.
+    var drainers = 0
   }
 
   private let state = Mutex(State())
   private let store: any SaleStore
   private let clock: any WallClock
   private let maximumBatchSize: Int
+  private let maximumConcurrentBatches: Int
   private let batchSizes = Recorder(label: "flashsale_claim_batch_size")
   private let commitLatency = Timer(label: "flashsale_claim_commit_seconds", preferredDisplayUnit: .seconds)
 
   /// A batcher claiming through `store`, at most `maximumBatchSize` requests
-  /// per transaction.
+  /// per transaction and the store's ``SaleStore/concurrentClaimBatches``
+  /// transactions at once.
   public init(store: any SaleStore, clock: any WallClock, maximumBatchSize: Int = 1024) {
     precondition(maximumBatchSize > 0)
     self.store = store
     self.clock = clock
     self.maximumBatchSize = maximumBatchSize
+    self.maximumConcurrentBatches = max(1, store.concurrentClaimBatches)
   }
 
   /// Queues `request`; `completion` gets its outcome once its batch committed.
   public func submit(_ request: ClaimRequest, completion: @escaping Completion) {
     let startDrain = state.withLock { state -> Bool in
       state.queue.append(Pending(request: request, completion: completion))
-      if state.draining { return false }
-      state.draining = true
+      guard state.drainers < maximumConcurrentBatches else { return false }
+      state.drainers += 1
       return true
     }
     if startDrain {
@@ -63,7 +67,7 @@ public final class ClaimBatcher: Sendable {
     while true {
       let batch: [Pending] = state.withLock { state in
         if state.queue.isEmpty {
-          state.draining = false
+          state.drainers -= 1
           return []
         }
         if state.queue.count <= maximumBatchSize {

@@ -100,6 +100,14 @@ public protocol SaleStore: Sendable {
 
   /// Checks the sale's invariants against the stored rows.
   func audit(_ saleID: SaleID) async throws -> [AuditFinding]
+
+  /// How many claim batches may commit at once: 1 for a store with a single
+  /// writer, more for one whose claims do not block each other.
+  var concurrentClaimBatches: Int { get }
+}
+
+extension SaleStore {
+  public var concurrentClaimBatches: Int { 1 }
 }
 
 /// Where a page of ``SaleStore/sales(limit:before:)`` starts.

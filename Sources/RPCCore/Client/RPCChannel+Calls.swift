@@ -11,11 +11,22 @@ extension RPCChannel {
     responseType: Response.Type = Response.self
   ) async throws(RPCError) -> ClientResponse<Response> {
     let framed = FramedMessage(request)
-    return try await withRetries(descriptor, metadata: metadata, options: options) { stream throws(RPCError) in
-      try await stream.send(framed, endOfStream: true)
-      let headers = try await stream.responseHeaders()
-      let message: Response = try await Self.singleResponse(stream, descriptor)
-      return ClientResponse(message: message, headers: headers, trailers: stream.trailers)
+    return try await withRetries(descriptor, metadata: metadata, options: options, sending: framed) {
+      stream throws(RPCError) in
+      let response = try await stream.singleResponse()
+      guard let payload = response.message else {
+        throw RPCError(code: .internal, message: "\(descriptor.path): the server sent no response message")
+      }
+      guard !response.hadMoreMessages else {
+        throw RPCError(code: .internal, message: "\(descriptor.path): the server sent more than one response message")
+      }
+      let message: Response
+      do {
+        message = try Response(serializedBytes: payload)
+      } catch {
+        throw RPCError(code: .internal, message: "failed to decode the response message \(Response.self): \(error)")
+      }
+      return ClientResponse(message: message, headers: response.headers, trailers: response.trailers)
     }
   }
 
@@ -101,6 +112,7 @@ extension RPCChannel {
     _ descriptor: MethodDescriptor,
     metadata: Metadata,
     options: CallOptions,
+    sending request: FramedMessage? = nil,
     _ attempt: (any ClientStream) async throws(RPCError) -> Result
   ) async throws(RPCError) -> Result {
     let policy = options.retryPolicy ?? defaultRetryPolicy
@@ -111,7 +123,12 @@ extension RPCChannel {
       attempts += 1
       var committed = false
       do throws(RPCError) {
-        let stream = try await openStream(descriptor, metadata: metadata, deadline: deadline)
+        let stream =
+          if let request {
+            try await openStream(descriptor, metadata: metadata, deadline: deadline, sending: request)
+          } else {
+            try await openStream(descriptor, metadata: metadata, deadline: deadline)
+          }
         let handle = ClientCallHandle(stream)
         do throws(RPCError) {
           let result = try await attempt(stream)

@@ -19,8 +19,31 @@ public protocol RPCChannel: Sendable {
     deadline: ContinuousClock.Instant?
   ) async throws(RPCError) -> any ClientStream
 
+  /// Starts a call whose whole request is `request`: sends the headers, the
+  /// message and the end of the request. A transport may do it in one step
+  /// (the default opens the stream, then sends).
+  func openStream(
+    _ descriptor: MethodDescriptor,
+    metadata: Metadata,
+    deadline: ContinuousClock.Instant?,
+    sending request: FramedMessage
+  ) async throws(RPCError) -> any ClientStream
+
   /// The retry policy of calls whose options name none.
   var defaultRetryPolicy: RetryPolicy { get }
+}
+
+extension RPCChannel {
+  public func openStream(
+    _ descriptor: MethodDescriptor,
+    metadata: Metadata,
+    deadline: ContinuousClock.Instant?,
+    sending request: FramedMessage
+  ) async throws(RPCError) -> any ClientStream {
+    let stream = try await openStream(descriptor, metadata: metadata, deadline: deadline)
+    try await stream.send(request, endOfStream: true)
+    return stream
+  }
 }
 
 /// One call's HTTP/2 stream, as the client sees it.
@@ -57,6 +80,40 @@ public protocol ClientStream: Sendable {
 
   /// Resets the stream with CANCEL; pending operations fail with CANCELLED.
   func cancel()
+
+  /// Waits for the whole response of a call that answers with at most one
+  /// message: headers, the message, and the OK status. A transport may wait
+  /// once instead of once per part (the default reads them in turn).
+  ///
+  /// - Throws: the call's ``RPCError`` when it ended with another status.
+  func singleResponse() async throws(RPCError) -> SingleResponse
+}
+
+/// The response of a call answered with at most one message.
+public struct SingleResponse: Sendable {
+  public var headers: Metadata
+  /// The payload of the message; `nil` when the server sent none.
+  public var message: [UInt8]?
+  /// Whether the server sent more than one message (a protocol error for a
+  /// unary call).
+  public var hadMoreMessages: Bool
+  public var trailers: Metadata
+
+  public init(headers: Metadata, message: [UInt8]?, hadMoreMessages: Bool, trailers: Metadata) {
+    self.headers = headers
+    self.message = message
+    self.hadMoreMessages = hadMoreMessages
+    self.trailers = trailers
+  }
+}
+
+extension ClientStream {
+  public func singleResponse() async throws(RPCError) -> SingleResponse {
+    let headers = try await responseHeaders()
+    let message = try await nextMessage()
+    let more = message == nil ? false : try await nextMessage() != nil
+    return SingleResponse(headers: headers, message: message, hadMoreMessages: more, trailers: trailers)
+  }
 }
 
 /// A unary call's response with its metadata.

@@ -149,7 +149,8 @@ final class ClientConnection: Sendable {
   /// - Throws: UNAVAILABLE (refused before processing) when the connection
   ///   cannot take it; the caller tries another.
   func openStream(
-    _ descriptor: MethodDescriptor, metadata: Metadata, deadline: ContinuousClock.Instant?
+    _ descriptor: MethodDescriptor, metadata: Metadata, deadline: ContinuousClock.Instant?,
+    sending request: FramedMessage? = nil
   ) async throws(RPCError) -> HTTP2ClientStream {
     guard case .ready(let channel, let handler) = state else {
       var error = RPCError(code: .unavailable, message: "no connection to \(target)")
@@ -164,6 +165,8 @@ final class ClientConnection: Sendable {
           eventLoop: channel.eventLoop, descriptor: descriptor, connection: handler, maxMessageLength: maxLength)
         do throws(RPCError) {
           try handler.start(stream, metadata: metadata, deadline: deadline)
+          // The whole request goes with the headers, in the same flush.
+          if let request { handler.enqueueWhole(request.bytes, on: stream) }
           continuation.resume(returning: .success(stream))
         } catch {
           continuation.resume(returning: .failure(error))

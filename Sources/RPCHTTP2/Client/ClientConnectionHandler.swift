@@ -218,6 +218,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     scheduleFlush()
   }
 
+  /// Queues a call's whole request (one message and the end of the request)
+  /// right after its headers; nothing waits on it.
+  func enqueueWhole(_ bytes: [UInt8], on stream: HTTP2ClientStream) {
+    guard !stream.ended, !stream.requestEnded, let session else { return }
+    stream.outbound.append(bytes)
+    stream.requestEnded = true
+    if stream.dataDeferred {
+      stream.dataDeferred = false
+      session.resumeData(stream: stream.id)
+    }
+    scheduleFlush()
+  }
+
   /// Resets the stream (CANCEL) and ends the call with `error`.
   func cancel(_ stream: HTTP2ClientStream, _ error: RPCError) {
     guard !stream.ended else { return }

@@ -40,6 +40,11 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
     var trailers = Metadata()
     var headersWaiter: CheckedContinuation<Metadata, any Error>?
     var messageWaiter: CheckedContinuation<[UInt8]?, any Error>?
+    /// A ``singleResponse()`` waiting for the end of the call: resumed with
+    /// `true` then, or with `false` when the buffered response reaches the
+    /// high-water mark first (it then reads message by message, so that the
+    /// server's window reopens).
+    var endWaiter: CheckedContinuation<Bool, any Error>?
   }
   private let inbound = NIOLockedValueBox(Inbound())
 
@@ -118,6 +123,45 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
     }
   }
 
+  /// Waits once for the whole response (rather than once for the headers and
+  /// once per message), then takes it from the buffer.
+  func singleResponse() async throws(RPCError) -> SingleResponse {
+    let ended: Bool
+    do {
+      ended = try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
+          let ready = inbound.withLockedValue { state -> Bool? in
+            if state.end != nil { return true }
+            if state.messageBytes >= Self.inboundHighWater { return false }
+            state.endWaiter = continuation
+            return nil
+          }
+          if let ready { continuation.resume(returning: ready) }
+        }
+      } onCancel: {
+        self.cancel()
+      }
+    } catch {
+      throw Self.rpcError(error)
+    }
+    guard ended else {
+      // A large response: read it in turn, reopening the window as it goes.
+      let headers = try await responseHeaders()
+      let message = try await nextMessage()
+      let more = message == nil ? false : try await nextMessage() != nil
+      return SingleResponse(headers: headers, message: message, hadMoreMessages: more, trailers: trailers)
+    }
+    let (end, headers, first, more, trailers) = inbound.withLockedValue { state in
+      let first = state.messages.popFirst()
+      let more = !state.messages.isEmpty
+      state.messages = MessageQueue()
+      state.messageBytes = 0
+      return (state.end!, state.headers, first, more, state.trailers)
+    }
+    if case .failure(let error) = end { throw error }
+    return SingleResponse(headers: headers ?? Metadata(), message: first, hadMoreMessages: more, trailers: trailers)
+  }
+
   var trailers: Metadata { inbound.withLockedValue { $0.trailers } }
 
   /// Response bytes received and not yet read by the caller.
@@ -144,16 +188,23 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
 
   /// Hands a response message to the caller; returns the bytes now buffered.
   func deliverMessage(_ payload: [UInt8]) -> Int {
-    let (waiter, buffered) = inbound.withLockedValue { state -> (CheckedContinuation<[UInt8]?, any Error>?, Int) in
+    let (waiter, endWaiter, buffered) = inbound.withLockedValue {
+      state -> (CheckedContinuation<[UInt8]?, any Error>?, CheckedContinuation<Bool, any Error>?, Int) in
       if let waiter = state.messageWaiter {
         state.messageWaiter = nil
-        return (waiter, state.messageBytes)
+        return (waiter, nil, state.messageBytes)
       }
       state.messages.append(payload)
       state.messageBytes += payload.count
-      return (nil, state.messageBytes)
+      var endWaiter: CheckedContinuation<Bool, any Error>?
+      if state.messageBytes >= Self.inboundHighWater {
+        endWaiter = state.endWaiter
+        state.endWaiter = nil
+      }
+      return (nil, endWaiter, state.messageBytes)
     }
     waiter?.resume(returning: payload)
+    endWaiter?.resume(returning: false)
     return buffered
   }
 
@@ -163,14 +214,16 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
     ended = true
     deadlineTimer?.cancel()
     deadlineTimer = nil
-    let (headersWaiter, messageWaiter) = inbound.withLockedValue { state in
+    let (headersWaiter, messageWaiter, endWaiter) = inbound.withLockedValue { state in
       state.end = result
       state.trailers = trailers
-      let waiters = (state.headersWaiter, state.messages.isEmpty ? state.messageWaiter : nil)
+      let waiters = (state.headersWaiter, state.messages.isEmpty ? state.messageWaiter : nil, state.endWaiter)
       state.headersWaiter = nil
+      state.endWaiter = nil
       if state.messages.isEmpty { state.messageWaiter = nil }
       return waiters
     }
+    endWaiter?.resume(returning: true)
     switch result {
     case .success:
       // A Trailers-Only success: no response headers, no messages.

@@ -74,6 +74,26 @@ public final class RPCClient: RPCChannel, Sendable {
     metadata: Metadata,
     deadline: ContinuousClock.Instant?
   ) async throws(RPCError) -> any ClientStream {
+    try await openStream(descriptor, metadata: metadata, deadline: deadline, request: nil)
+  }
+
+  /// Opens the stream and queues the whole request with its headers, in one
+  /// trip to the connection's event loop.
+  public func openStream(
+    _ descriptor: MethodDescriptor,
+    metadata: Metadata,
+    deadline: ContinuousClock.Instant?,
+    sending request: FramedMessage
+  ) async throws(RPCError) -> any ClientStream {
+    try await openStream(descriptor, metadata: metadata, deadline: deadline, request: request)
+  }
+
+  private func openStream(
+    _ descriptor: MethodDescriptor,
+    metadata: Metadata,
+    deadline: ContinuousClock.Instant?,
+    request: FramedMessage?
+  ) async throws(RPCError) -> any ClientStream {
     var attempts = 0
     while true {
       if waiters.withLockedValue({ $0.closed }) {
@@ -85,7 +105,7 @@ public final class RPCClient: RPCChannel, Sendable {
       let generation = waiters.withLockedValue { $0.generation }
       if let connection = pickReady() {
         do {
-          return try await connection.openStream(descriptor, metadata: metadata, deadline: deadline)
+          return try await connection.openStream(descriptor, metadata: metadata, deadline: deadline, sending: request)
         } catch {
           // The connection started closing under us: try another.
           attempts += 1
