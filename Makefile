@@ -60,9 +60,12 @@ run: deps
 bench: test-deps
 	bench/rpc-compare.sh
 
-## The sale core's claim rate with our load generator (flashsale-load), see bench/claim-bench.sh.
+## The sale core's claim rate with our load generator (flashsale-load) on SQLite and on a
+## throwaway PostgreSQL, beside pgbench's plain SKIP LOCKED claim; see bench/claim-bench.sh.
 claim-bench: test-deps
-	bench/claim-bench.sh
+	bench/claim-bench.sh sqlite
+	scripts/with-postgres.sh bench/claim-bench.sh postgres
+	ROUNDS=1 bash ../shared/peers/storage/pg_bench.sh
 
 ## Where a call's instructions go: the in-process microbenchmark (add valgrind for counts).
 microbench: deps

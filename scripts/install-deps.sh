@@ -22,6 +22,7 @@ if ((want_test)); then
     nghttp2-server        # nghttpd: the benchmark's C ceiling
     postgresql            # the shared store of several instances
     curl
+    strace                # fsync counts in bench/claim-bench.sh
   )
 fi
 

@@ -92,9 +92,12 @@ public final class SaleCore: Sendable {
       completion(.failure(error))
       return
     }
-    let request = ClaimRequest(
-      saleID: saleID, userID: userID, idempotencyKey: idempotencyKey,
-      bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
+    // The booking id is made only for a claim: a refusal costs no random bits.
+    func request() -> ClaimRequest {
+      ClaimRequest(
+        saleID: saleID, userID: userID, idempotencyKey: idempotencyKey,
+        bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
+    }
     if let refusal = availability.refusalFromMemory(saleID) {
       // Sold out (or not open): no claim, no write. Only a retry of a claim
       // that did get a unit goes on, to be answered with its booking.
@@ -104,7 +107,7 @@ public final class SaleCore: Sendable {
             refusalsFromMemory.increment()
             completion(.failure(refusal))
           } else {
-            self.claim(request, completion: completion)
+            self.claim(request(), completion: completion)
           }
         } catch {
           completion(.failure(error))
@@ -112,7 +115,7 @@ public final class SaleCore: Sendable {
       }
       return
     }
-    claim(request, completion: completion)
+    claim(request(), completion: completion)
   }
 
   private func claim(

@@ -29,9 +29,12 @@ public enum IdentifierFactory {
 
   /// A new random identifier starting with `prefix`.
   public static func make(prefix: String) -> String {
-    var generator = SystemRandomNumberGenerator()
-    var high = generator.next() as UInt64
-    var low = generator.next() as UInt64
+    // glibc's arc4random: a user-space CSPRNG seeded by the kernel, so that
+    // an identifier costs no system call (SystemRandomNumberGenerator makes
+    // one per value).
+    var words: (UInt64, UInt64) = (0, 0)
+    withUnsafeMutableBytes(of: &words) { arc4random_buf($0.baseAddress!, $0.count) }
+    var (high, low) = words
     var characters = [UInt8](repeating: 0, count: 26)
     for i in (0..<26).reversed() {
       characters[i] = alphabet[Int(low & 31)]
@@ -41,3 +44,9 @@ public enum IdentifierFactory {
     return prefix + "_" + String(decoding: characters, as: UTF8.self)
   }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
