@@ -64,8 +64,8 @@ public final class FaultyStore: SaleStore {
   }
   public func nextHoldDeadline() async throws -> Timestamp? { try await base.nextHoldDeadline() }
   public func booking(_ id: BookingID) async throws -> Booking? { try await base.booking(id) }
-  public func booking(idempotencyKey: String) async throws -> Booking? {
-    try await base.booking(idempotencyKey: idempotencyKey)
+  public func bookings(idempotencyKeys: [String]) async throws -> [String: Booking] {
+    try await base.bookings(idempotencyKeys: idempotencyKeys)
   }
   public func counts(_ saleID: SaleID) async throws -> UnitCounts { try await base.counts(saleID) }
   public func stockLevel(_ saleID: SaleID) async throws -> StockLevel { try await base.stockLevel(saleID) }

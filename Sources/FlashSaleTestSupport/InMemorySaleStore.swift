@@ -200,8 +200,12 @@ public actor InMemorySaleStore: SaleStore {
     bookings[id]
   }
 
-  public func booking(idempotencyKey: String) -> Booking? {
-    claimKeys[idempotencyKey].flatMap { bookings[$0] }
+  public func bookings(idempotencyKeys: [String]) -> [String: Booking] {
+    var found: [String: Booking] = [:]
+    for key in idempotencyKeys {
+      if let booking = claimKeys[key].flatMap({ bookings[$0] }) { found[key] = booking }
+    }
+    return found
   }
 
   public func counts(_ saleID: SaleID) throws -> UnitCounts {

@@ -86,14 +86,20 @@ enum PostgresSaleSchema {
       """,
       "CREATE INDEX bookings_taken_by_user ON bookings (sale_id, user_id) WHERE status IN ('hold', 'booked')",
       "CREATE INDEX bookings_hold_deadlines ON bookings (hold_expires_at) WHERE status = 'hold'",
+    ]
+  ]
+
+  /// The functions, replaced at every start-up (after the migrations, under
+  /// the same lock): they are code, so a new build brings its own.
+  static let functions: [String] = [
       """
-      CREATE FUNCTION flashsale_booking_text(b bookings) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+      CREATE OR REPLACE FUNCTION flashsale_booking_text(b bookings) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
         SELECT ARRAY[b.id, b.sale_id, b.user_id, b.unit::text, b.status, b.created_at::text, b.updated_at::text,
           b.hold_expires_at::text, b.idempotency_key, b.fencing_token::text, coalesce(b.release_reason, '')]
       $$
       """,
       """
-      CREATE FUNCTION flashsale_end_hold(b bookings, p_status text, p_reason text, p_now bigint)
+      CREATE OR REPLACE FUNCTION flashsale_end_hold(b bookings, p_status text, p_reason text, p_now bigint)
       RETURNS bookings LANGUAGE plpgsql AS $$
       DECLARE
         v_shard_size bigint;
@@ -116,13 +122,13 @@ enum PostgresSaleSchema {
       $$
       """,
       """
-      CREATE FUNCTION flashsale_units_left(p_sale text) RETURNS bigint LANGUAGE sql STABLE AS $$
+      CREATE OR REPLACE FUNCTION flashsale_units_left(p_sale text) RETURNS bigint LANGUAGE sql STABLE AS $$
         SELECT s.quantity - coalesce((SELECT sum(held + booked) FROM sale_shards WHERE sale_id = p_sale), 0)
         FROM sales s WHERE s.id = p_sale
       $$
       """,
       """
-      CREATE FUNCTION flashsale_claim_batch(p_sales text[], p_users text[], p_keys text[], p_ids text[], p_now bigint)
+      CREATE OR REPLACE FUNCTION flashsale_claim_batch(p_sales text[], p_users text[], p_keys text[], p_ids text[], p_now bigint)
       RETURNS TABLE (idx int, outcome text, refusal text, detail text, booking text[], units_left bigint)
       LANGUAGE plpgsql AS $$
       #variable_conflict use_column
@@ -135,6 +141,8 @@ enum PostgresSaleSchema {
         v_active int;
         v_held bigint;
         v_free bigint;
+        -- Units left per sale, read once per batch and counted down by its holds.
+        v_left jsonb := '{}';
       BEGIN
         -- In (sale, user) order, so that concurrent batches lock user rows in
         -- one global order and cannot deadlock on them.
@@ -214,14 +222,19 @@ enum PostgresSaleSchema {
             RETURNING * INTO b;
           outcome := 'held';
           booking := flashsale_booking_text(b);
-          units_left := flashsale_units_left(s.id);
+          IF v_left ? s.id THEN
+            units_left := greatest((v_left ->> s.id)::bigint - 1, 0);
+          ELSE
+            units_left := flashsale_units_left(s.id);
+          END IF;
+          v_left := jsonb_set(v_left, ARRAY[s.id], to_jsonb(units_left));
           RETURN NEXT;
         END LOOP;
       END
       $$
       """,
       """
-      CREATE FUNCTION flashsale_booking_step(p_op text, p_id text, p_token bigint, p_reason text, p_now bigint)
+      CREATE OR REPLACE FUNCTION flashsale_booking_step(p_op text, p_id text, p_token bigint, p_reason text, p_now bigint)
       RETURNS TABLE (refusal text, detail text, booking text[]) LANGUAGE plpgsql AS $$
       #variable_conflict use_column
       DECLARE
@@ -273,7 +286,7 @@ enum PostgresSaleSchema {
       $$
       """,
       """
-      CREATE FUNCTION flashsale_expire_holds(p_now bigint, p_limit int)
+      CREATE OR REPLACE FUNCTION flashsale_expire_holds(p_now bigint, p_limit int)
       RETURNS TABLE (booking text[]) LANGUAGE plpgsql AS $$
       #variable_conflict use_column
       DECLARE
@@ -288,6 +301,5 @@ enum PostgresSaleSchema {
       END
       $$
       """,
-    ]
   ]
 }

@@ -89,6 +89,9 @@ public final class PostgresSaleStore: SaleStore, Sendable {
       let latest = PostgresSaleSchema.migrations.count
       try await connection.query("DELETE FROM flashsale_schema", logger: logger)
       try await connection.query("INSERT INTO flashsale_schema (version) VALUES (\(latest))", logger: logger)
+      for function in PostgresSaleSchema.functions {
+        try await connection.query(PostgresQuery(unsafeSQL: function), logger: logger)
+      }
     }
   }
 
@@ -355,13 +358,16 @@ public final class PostgresSaleStore: SaleStore, Sendable {
     return nil
   }
 
-  public func booking(idempotencyKey: String) async throws -> Booking? {
+  public func bookings(idempotencyKeys: [String]) async throws -> [String: Booking] {
     let rows = try await client.query(
-      "SELECT flashsale_booking_text(b) FROM bookings b WHERE b.idempotency_key = \(idempotencyKey)", logger: logger)
+      "SELECT flashsale_booking_text(b) FROM bookings b WHERE b.idempotency_key = ANY(\(idempotencyKeys))",
+      logger: logger)
+    var found: [String: Booking] = [:]
     for try await fields in rows.decode([String].self) {
-      return try Self.booking(fields)
+      let booking = try Self.booking(fields)
+      found[booking.idempotencyKey] = booking
     }
-    return nil
+    return found
   }
 
   // MARK: Counts and audit

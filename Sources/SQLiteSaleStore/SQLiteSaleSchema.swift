@@ -7,7 +7,7 @@ import SQLiteSupport
 /// unit a booking takes is on its row. So creating a sale of millions of units
 /// writes one row, and a claim writes one booking. SQLite has one writer at a
 /// time anyway; what keeps claims fast is that they come in batches of many per
-/// transaction (see ``ClaimBatcher``).
+/// transaction (see ``Batcher`` and ``SaleCore``).
 ///
 /// The sale row keeps counters (`held`, `booked`) updated in the same
 /// transaction as the bookings, so that counts are one row read; the audit

@@ -92,10 +92,17 @@ public final class SQLiteSaleStore: SaleStore, @unchecked Sendable {
     try await run { try $0.booking(id) }
   }
 
-  public func booking(idempotencyKey: String) async throws -> Booking? {
+  public func bookings(idempotencyKeys: [String]) async throws -> [String: Booking] {
     try await withCheckedThrowingContinuation { continuation in
       readQueue.async {
-        continuation.resume(with: Result { try self.reader.booking(idempotencyKey: idempotencyKey) })
+        continuation.resume(
+          with: Result {
+            var found: [String: Booking] = [:]
+            for key in idempotencyKeys {
+              if let booking = try self.reader.booking(idempotencyKey: key) { found[key] = booking }
+            }
+            return found
+          })
       }
     }
   }

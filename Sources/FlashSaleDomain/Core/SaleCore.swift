@@ -2,13 +2,16 @@ import Metrics
 
 /// The sale core's use cases, free of any transport: what the `Inventory` and
 /// `Booking` services call. It checks requests, sends claims through the
-/// ``ClaimBatcher``, keeps the ``AvailabilityTracker`` informed and counts
+/// ``Batcher`` (group commit), keeps the ``AvailabilityTracker`` informed and counts
 /// what happens.
 public final class SaleCore: Sendable {
   public let store: any SaleStore
   public let clock: any WallClock
   public let availability: AvailabilityTracker
-  private let batcher: ClaimBatcher
+  /// Claims, in batches of up to 1,024 per transaction (group commit).
+  private let claims: Batcher<ClaimRequest, ClaimOutcome>
+  /// Idempotency-key reads of refusals made from memory, batched the same way.
+  private let keyReads: Batcher<String, Booking?>
   private let holds = Counter(label: "flashsale_bookings_total", dimensions: [("event", "held")])
   private let confirms = Counter(label: "flashsale_bookings_total", dimensions: [("event", "confirmed")])
   private let cancels = Counter(label: "flashsale_bookings_total", dimensions: [("event", "cancelled")])
@@ -22,7 +25,16 @@ public final class SaleCore: Sendable {
     self.store = store
     self.clock = clock
     self.availability = availability
-    self.batcher = ClaimBatcher(store: store, clock: clock, maximumBatchSize: maximumBatchSize)
+    self.claims = Batcher(
+      maximumBatchSize: maximumBatchSize, maximumConcurrentBatches: store.concurrentClaimBatches,
+      metricsLabel: "flashsale_claim"
+    ) { [store, clock] requests in
+      try await store.claim(requests, now: clock.now())
+    }
+    self.keyReads = Batcher(maximumBatchSize: maximumBatchSize, maximumConcurrentBatches: 2) { [store] keys in
+      let found = try await store.bookings(idempotencyKeys: keys)
+      return keys.map { found[$0] }
+    }
   }
 
   // MARK: Sales
@@ -93,7 +105,7 @@ public final class SaleCore: Sendable {
       return
     }
     // The booking id is made only for a claim: a refusal costs no random bits.
-    func request() -> ClaimRequest {
+    @Sendable func request() -> ClaimRequest {
       ClaimRequest(
         saleID: saleID, userID: userID, idempotencyKey: idempotencyKey,
         bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
@@ -101,15 +113,14 @@ public final class SaleCore: Sendable {
     if let refusal = availability.refusalFromMemory(saleID) {
       // Sold out (or not open): no claim, no write. Only a retry of a claim
       // that did get a unit goes on, to be answered with its booking.
-      Task { [store] in
-        do {
-          if try await store.booking(idempotencyKey: idempotencyKey) == nil {
-            refusalsFromMemory.increment()
-            completion(.failure(refusal))
-          } else {
-            self.claim(request(), completion: completion)
-          }
-        } catch {
+      keyReads.submit(idempotencyKey) { [refusalsFromMemory] result in
+        switch result {
+        case .success(nil):
+          refusalsFromMemory.increment()
+          completion(.failure(refusal))
+        case .success:
+          self.claim(request(), completion: completion)
+        case .failure(let error):
           completion(.failure(error))
         }
       }
@@ -121,7 +132,7 @@ public final class SaleCore: Sendable {
   private func claim(
     _ request: ClaimRequest, completion: @escaping @Sendable (Result<BookResult, any Error>) -> Void
   ) {
-    batcher.submit(request) { [holds] result in
+    claims.submit(request) { [holds] result in
       completion(
         result.flatMap { outcome in
           switch outcome {

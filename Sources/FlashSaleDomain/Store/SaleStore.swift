@@ -86,10 +86,11 @@ public protocol SaleStore: Sendable {
   /// The booking with `id`, if any.
   func booking(_ id: BookingID) async throws -> Booking?
 
-  /// The booking a claim with `idempotencyKey` made, if any. A read only: it
-  /// lets a sold-out sale be answered from memory without turning away the
-  /// retry of a claim that did get a unit.
-  func booking(idempotencyKey: String) async throws -> Booking?
+  /// The bookings claims with these idempotency keys made, by key (keys
+  /// without one are absent). A read only: it lets a sold-out sale be
+  /// answered from memory without turning away the retry of a claim that did
+  /// get a unit.
+  func bookings(idempotencyKeys: [String]) async throws -> [String: Booking]
 
   /// The sale's unit counts, from the store.
   func counts(_ saleID: SaleID) async throws -> UnitCounts
