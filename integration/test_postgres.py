@@ -82,6 +82,30 @@ def test_two_instances_on_one_database_never_oversell():
         second.stop()
 
 
+def test_a_retry_racing_its_first_attempt_on_another_instance_gets_the_same_booking():
+    """The same key sent to two instances at once: one claim, and both
+    answers are that booking (never LIMIT_REACHED, never a second unit)."""
+    url = fresh_database()
+    first, second = Platform(url), Platform(url)
+    try:
+        sale = first.create_sale(quantity=1000, per_user_limit=1)
+        pairs = []
+        for u in range(300):
+            request = booking_pb2.BookRequest(sale_id=sale.sale_id, idempotency_key=f"twice-{u}")
+            pairs.append([p.booking.Book.future(request, metadata=user(f"twin-{u}"), timeout=60) for p in (first, second)])
+        for a, b in pairs:
+            ra, rb = a.result(), b.result()
+            assert ra.booking.booking_id == rb.booking.booking_id
+            assert ra.replayed != rb.replayed
+        assert first.availability(sale).quantity == 1000
+        result = audit(url, sale.sale_id)
+        assert result.returncode == 0, result.stdout
+        assert "held 300" in result.stdout
+    finally:
+        first.stop()
+        second.stop()
+
+
 def test_audit_names_corruption_written_with_sql_on_postgres():
     url = fresh_database()
     platform = Platform(url)
@@ -100,6 +124,7 @@ def test_audit_names_corruption_written_with_sql_on_postgres():
         assert result.returncode == 1, result.stdout
         assert "bkg_double" in result.stdout and "unit 0 is taken" in result.stdout, result.stdout
         assert "user alice" in result.stdout and "bkg_over" in result.stdout
+        assert "user_holdings counts 1 units, the bookings take 2" in result.stdout
     finally:
         platform.stop()
 

@@ -110,11 +110,14 @@ def audit(store, sale_id):
 def test_bad_sale_definitions_name_the_field(platform):
     for extra, field in [(dict(quantity=0), "quantity"), (dict(lasts=-10), "ends_at"),
                          (dict(price=money_pb2.Money(currency="EUR", amount_minor=-1)), "price.amount_minor"),
-                         (dict(price=money_pb2.Money(currency="XXX", amount_minor=100)), "price.currency")]:
+                         (dict(price=money_pb2.Money(currency="XXX", amount_minor=100)), "price.currency"),
+                         (dict(hold_seconds=-(2 ** 63)), "hold_duration"),
+                         (dict(lasts=600 * 365 * 86400), "ends_at")]:
         code, reason, details = refusal(lambda: platform.create_sale(**extra))
         assert code == grpc.StatusCode.INVALID_ARGUMENT, extra
         assert reason == "INVALID_ARGUMENT"
         assert details["BadRequest"].field_violations[0].field == field
+    assert platform.server.alive()
 
 
 def test_create_is_admin_only_and_idempotent(platform):

@@ -84,8 +84,7 @@ struct LoadCommand: AsyncParsableCommand {
           while ContinuousClock.now < end {
             let n = shared.counter.add(1, ordering: .relaxed).newValue
             var metadata = Metadata()
-            metadata[CallerIdentity.serviceTokenHeader] = token
-            metadata[CallerIdentity.userIDHeader] = "u-\(run)-\(n)"
+            CallerIdentity(userID: "u-\(run)-\(n)").apply(to: &metadata, serviceToken: token)
             let began = ContinuousClock.now
             do {
               _ = try await booking.book(

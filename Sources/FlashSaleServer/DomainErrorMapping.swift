@@ -25,8 +25,8 @@ enum DomainErrorMapping {
   }
 
   /// The RPC error for any error the sale core throws: refusals keep their
-  /// reason; anything else is a storage failure — nothing was applied, and a
-  /// retry (with the same idempotency key) is safe.
+  /// reason; a ``StoreFault`` is INTERNAL; anything else is a storage outage
+  /// (UNAVAILABLE), after which a retry with the same idempotency key is safe.
   static func rpcError(_ error: any Error) -> RPCError {
     switch error {
     case let rpc as RPCError:
@@ -43,10 +43,15 @@ enum DomainErrorMapping {
         details.append(.retryInfo(Google_Rpc_RetryInfo(retryDelay: Google_Protobuf_Duration(.seconds(5)))))
       }
       return RPCError(code: code(for: domain.reason), message: domain.message, details: details)
+    case let fault as StoreFault:
+      return RPCError(
+        code: .internal, message: fault.message,
+        details: [.errorInfo(Google_Rpc_ErrorInfo(reason: "STORE_FAULT", domain: Self.domain))])
     default:
       return RPCError(
         code: .unavailable,
-        message: "the store could not complete the request; nothing was applied, retry with the same idempotency key",
+        message:
+          "the store could not complete the request (nothing was applied, or the connection broke before the answer); a retry with the same idempotency key is safe",
         details: [
           .errorInfo(Google_Rpc_ErrorInfo(reason: "STORE_UNAVAILABLE", domain: Self.domain)),
           .retryInfo(Google_Rpc_RetryInfo(retryDelay: Google_Protobuf_Duration(.milliseconds(200)))),

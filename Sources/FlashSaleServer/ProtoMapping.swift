@@ -15,9 +15,11 @@ enum ProtoMapping {
     guard (0..<1_000_000_000).contains(value.nanos) else {
       throw DomainError(.invalidArgument, "\(field): nanos must be in 0 ..< 1e9, got \(value.nanos)", field: field)
     }
-    // 0001-01-01 to 9999-12-31, as google.protobuf.Timestamp allows.
-    guard (-62_135_596_800...253_402_300_799).contains(value.seconds) else {
-      throw DomainError(.invalidArgument, "\(field): seconds out of range", field: field)
+    // Nanoseconds since the epoch in 64 bits: 1677-09-22 to 2262-04-11.
+    guard (Timestamp.minimumSeconds...Timestamp.maximumSeconds).contains(value.seconds) else {
+      throw DomainError(
+        .invalidArgument, "\(field): must be between 1678 and 2261 (seconds \(value.seconds) is out of range)",
+        field: field)
     }
     return Timestamp(seconds: value.seconds, nanoseconds: value.nanos)
   }
@@ -26,7 +28,9 @@ enum ProtoMapping {
     guard let price = request.price else { throw DomainError(.invalidArgument, "price: required", field: "price") }
     var holdDuration = Duration.seconds(300)
     if let duration = request.holdDuration {
-      guard abs(duration.seconds) < 1_000_000_000, (-999_999_999...999_999_999).contains(duration.nanos) else {
+      guard (-1_000_000_000...1_000_000_000).contains(duration.seconds),
+        (-999_999_999...999_999_999).contains(duration.nanos)
+      else {
         throw DomainError(.invalidArgument, "hold_duration: out of range", field: "hold_duration")
       }
       holdDuration = duration.duration

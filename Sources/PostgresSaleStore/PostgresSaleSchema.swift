@@ -109,6 +109,8 @@ enum PostgresSaleSchema {
         UPDATE bookings SET status = p_status, updated_at = p_now, release_reason = p_reason
           WHERE id = b.id RETURNING * INTO result;
         INSERT INTO returned_units (sale_id, unit) VALUES (b.sale_id, b.unit);
+        -- Lock order everywhere: the user's row, then the shard's.
+        UPDATE user_holdings SET active = active - 1 WHERE sale_id = b.sale_id AND user_id = b.user_id;
         IF b.status = 'booked' THEN
           UPDATE sale_shards SET booked = booked - 1, version = version + 1
             WHERE sale_id = b.sale_id AND shard = b.unit / v_shard_size;
@@ -116,7 +118,6 @@ enum PostgresSaleSchema {
           UPDATE sale_shards SET held = held - 1, version = version + 1
             WHERE sale_id = b.sale_id AND shard = b.unit / v_shard_size;
         END IF;
-        UPDATE user_holdings SET active = active - 1 WHERE sale_id = b.sale_id AND user_id = b.user_id;
         RETURN result;
       END
       $$
@@ -149,6 +150,9 @@ enum PostgresSaleSchema {
         FOR i IN SELECT t.ord FROM unnest(p_sales, p_users) WITH ORDINALITY AS t(sale_id, user_id, ord)
                  ORDER BY t.sale_id, t.user_id, t.ord LOOP
           idx := i - 1; outcome := 'refused'; refusal := NULL; detail := NULL; booking := NULL; units_left := 0;
+          -- A retry of a claim still in flight in another transaction waits
+          -- here for it to commit, then finds its booking and replays it.
+          PERFORM pg_advisory_xact_lock(hashtextextended(p_keys[i], 0));
           SELECT * INTO existing FROM bookings WHERE bookings.idempotency_key = p_keys[i];
           IF FOUND THEN
             IF existing.sale_id <> p_sales[i] OR existing.user_id <> p_users[i] THEN
@@ -208,7 +212,12 @@ enum PostgresSaleSchema {
             UPDATE user_holdings SET active = active - 1 WHERE sale_id = s.id AND user_id = p_users[i];
             SELECT coalesce(sum(held), 0), coalesce(sum(end_unit - next_fresh), 0) INTO v_held, v_free
               FROM sale_shards WHERE sale_id = s.id;
-            IF v_held > 0 OR v_free > 0 OR EXISTS (SELECT 1 FROM returned_units WHERE sale_id = s.id) THEN
+            IF v_free > 0 OR EXISTS (SELECT 1 FROM returned_units WHERE sale_id = s.id) THEN
+              -- Units are free, but in shards other transactions hold: the
+              -- store runs this claim again after this batch commits.
+              outcome := 'busy';
+              refusal := 'SOLD_OUT_FOR_NOW'; detail := 'every free unit is being claimed by another transaction';
+            ELSIF v_held > 0 THEN
               refusal := 'SOLD_OUT_FOR_NOW'; detail := 'every unit is held or booked; held units may come back';
             ELSE
               refusal := 'SOLD_OUT'; detail := 'every unit is booked';

@@ -77,8 +77,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
         version = value
       }
       guard version <= PostgresSaleSchema.migrations.count else {
-        throw DomainError(
-          .invalidArgument,
+        throw StoreFault(
           "the database is at schema version \(version), newer than this build knows (\(PostgresSaleSchema.migrations.count))")
       }
       for statements in PostgresSaleSchema.migrations.dropFirst(version) {
@@ -139,8 +138,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
     try definition.validate()
     let shards = Self.shardCount(quantity: definition.quantity)
     let shardSize = (definition.quantity + shards - 1) / shards
-    let (seconds, attoseconds) = definition.holdDuration.components
-    let holdNanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    let holdNanoseconds = definition.holdDuration.wholeNanoseconds
     let logger = self.logger
     let createdID: String = try await client.withTransaction(logger: logger) { connection in
       let inserted = try await connection.query(
@@ -231,7 +229,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
       let created = Int64(fields[5]), let updated = Int64(fields[6]), let expires = Int64(fields[7]),
       let token = UInt64(fields[9])
     else {
-      throw DomainError(.invalidArgument, "the store returned a malformed booking: \(fields)")
+      throw StoreFault("the store returned a malformed booking: \(fields)")
     }
     return Booking(
       id: BookingID(fields[0]), saleID: SaleID(fields[1]), userID: UserID(fields[2]), unit: unit, status: status,
@@ -248,15 +246,16 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   }
 
   /// Runs `body` again when PostgreSQL aborted its transaction to break a
-  /// deadlock or a serialization conflict between instances: the aborted
-  /// transaction applied nothing, so running it again is safe.
+  /// deadlock or a serialization conflict between instances, or for a unique
+  /// key another instance committed first: the aborted transaction applied
+  /// nothing, and the next run sees what the other one did.
   private func retryingConflicts<T>(_ body: () async throws -> T) async throws -> T {
     var attempt = 0
     while true {
       do {
         return try await body()
       } catch let error as PSQLError
-        where ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "") && attempt < 5
+        where ["40P01", "40001", "23505"].contains(error.serverInfo?[.sqlState] ?? "") && attempt < 5
       {
         attempt += 1
         logger.debug("transaction conflict; retrying", metadata: ["attempt": "\(attempt)"])
@@ -267,28 +266,60 @@ public final class PostgresSaleStore: SaleStore, Sendable {
 
   public func claim(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
     if requests.isEmpty { return [] }
-    return try await retryingConflicts { try await claimOnce(requests, now: now) }
+    var outcomes = try await retryingConflicts { try await claimOnce(requests, now: now) }
+    // Claims that found free units only in shards other transactions held
+    // run again once those have committed; after a few rounds the answer is
+    // "sold out for now" (retryable).
+    for round in 0..<4 {
+      let busy = outcomes.indices.filter { outcomes[$0].busy != nil }
+      if busy.isEmpty { break }
+      try await Task.sleep(for: .milliseconds(2 << round))
+      let again = try await retryingConflicts { try await claimOnce(busy.map { requests[$0] }, now: now) }
+      for (index, outcome) in zip(busy, again) { outcomes[index] = outcome }
+    }
+    return outcomes.map { $0.outcome }
   }
 
-  private func claimOnce(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
-    let rows = try await client.query(
+  /// A claim's outcome, and whether it was refused only because other
+  /// transactions held the shards with free units.
+  private struct BatchOutcome {
+    var outcome: ClaimOutcome
+    var busy: Bool?
+  }
+
+  private func claimOnce(_ requests: [ClaimRequest], now: Timestamp) async throws -> [BatchOutcome] {
+    let logger = self.logger
+    return try await client.withTransaction(logger: logger) { connection in
+      // An explicit transaction: the answer waits for COMMIT's, so nothing
+      // is acknowledged before it is durable.
+      try await Self.claimRows(requests, now: now, on: connection, logger: logger)
+    }
+  }
+
+  private static func claimRows(
+    _ requests: [ClaimRequest], now: Timestamp, on connection: PostgresConnection, logger: Logger
+  ) async throws -> [BatchOutcome] {
+    let rows = try await connection.query(
       """
       SELECT idx, outcome, refusal, detail, booking, units_left FROM flashsale_claim_batch(
         \(requests.map(\.saleID.rawValue)), \(requests.map(\.userID.rawValue)), \(requests.map(\.idempotencyKey)),
         \(requests.map(\.bookingID.rawValue)), \(now.nanosecondsSinceEpoch))
       """, logger: logger)
-    var outcomes = [ClaimOutcome?](repeating: nil, count: requests.count)
+    var outcomes = [BatchOutcome?](repeating: nil, count: requests.count)
     for try await (index, outcome, refusal, detail, booking, left) in rows.decode(
       (Int32, String, String?, String?, [String]?, Int64).self)
     {
       switch outcome {
-      case "held": outcomes[Int(index)] = .held(try Self.booking(booking ?? []), unitsLeft: left)
-      case "replayed": outcomes[Int(index)] = .replayed(try Self.booking(booking ?? []), unitsLeft: left)
-      default: outcomes[Int(index)] = .refused(Self.refusal(refusal ?? "UNKNOWN", detail))
+      case "held": outcomes[Int(index)] = BatchOutcome(outcome: .held(try Self.booking(booking ?? []), unitsLeft: left))
+      case "replayed":
+        outcomes[Int(index)] = BatchOutcome(outcome: .replayed(try Self.booking(booking ?? []), unitsLeft: left))
+      default:
+        outcomes[Int(index)] = BatchOutcome(
+          outcome: .refused(Self.refusal(refusal ?? "UNKNOWN", detail)), busy: outcome == "busy" ? true : nil)
       }
     }
     return try outcomes.map { outcome in
-      guard let outcome else { throw DomainError(.invalidArgument, "the store answered fewer claims than asked") }
+      guard let outcome else { throw StoreFault("the store answered fewer claims than it was asked") }
       return outcome
     }
   }
@@ -302,16 +333,29 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   private func stepOnce(_ operation: String, _ id: BookingID, token: UInt64?, reason: String?, now: Timestamp)
     async throws -> Booking
   {
-    let rows = try await client.query(
+    let logger = self.logger
+    let result: Result<Booking, DomainError> = try await client.withTransaction(logger: logger) { connection in
+      try await Self.stepRow(operation, id, token: token, reason: reason, now: now, on: connection, logger: logger)
+    }
+    return try result.get()
+  }
+
+  /// One step; a refusal is returned, not thrown, so that what the step did
+  /// (a late confirm expires the hold) commits.
+  private static func stepRow(
+    _ operation: String, _ id: BookingID, token: UInt64?, reason: String?, now: Timestamp,
+    on connection: PostgresConnection, logger: Logger
+  ) async throws -> Result<Booking, DomainError> {
+    let rows = try await connection.query(
       """
       SELECT refusal, detail, booking FROM flashsale_booking_step(
         \(operation), \(id.rawValue), \(token.map { Int64(bitPattern: $0) }), \(reason), \(now.nanosecondsSinceEpoch))
       """, logger: logger)
     for try await (refusal, detail, booking) in rows.decode((String?, String?, [String]?).self) {
-      if let refusal { throw Self.refusal(refusal, detail) }
-      return try Self.booking(booking ?? [])
+      if let refusal { return .failure(Self.refusal(refusal, detail)) }
+      return .success(try Self.booking(booking ?? []))
     }
-    throw DomainError(.bookingNotFound, "no booking \(id)")
+    return .failure(DomainError(.bookingNotFound, "no booking \(id)"))
   }
 
   public func confirm(_ id: BookingID, token: UInt64, now: Timestamp) async throws -> Booking {
@@ -331,14 +375,17 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   }
 
   private func expireHoldsOnce(now: Timestamp, limit: Int) async throws -> [Booking] {
-    var expired: [Booking] = []
-    let rows = try await client.query(
-      "SELECT booking FROM flashsale_expire_holds(\(now.nanosecondsSinceEpoch), \(Int32(clamping: limit)))",
-      logger: logger)
-    for try await fields in rows.decode([String].self) {
-      expired.append(try Self.booking(fields))
+    let logger = self.logger
+    return try await client.withTransaction(logger: logger) { connection in
+      var expired: [Booking] = []
+      let rows = try await connection.query(
+        "SELECT booking FROM flashsale_expire_holds(\(now.nanosecondsSinceEpoch), \(Int32(clamping: limit)))",
+        logger: logger)
+      for try await fields in rows.decode([String].self) {
+        expired.append(try Self.booking(fields))
+      }
+      return expired
     }
-    return expired
   }
 
   public func nextHoldDeadline() async throws -> Timestamp? {
@@ -431,11 +478,22 @@ public final class PostgresSaleStore: SaleStore, Sendable {
       ).decode(Int64.self) {
         returned.append(unit)
       }
-      var holdings: [(String, Int32)] = []
-      for try await (user, active) in try await connection.query(
-        "SELECT user_id, active FROM user_holdings WHERE sale_id = \(saleID.rawValue) AND active > 0", logger: logger
-      ).decode((String, Int32).self) {
-        holdings.append((user, active))
+      // The per-user counters enforce the limit: each must match the rows,
+      // also for a user with bookings and no counter.
+      var counterMismatches: [(String, Int32, Int32)] = []
+      for try await row in try await connection.query(
+        """
+        SELECT coalesce(h.user_id, b.user_id), coalesce(h.active, 0), coalesce(b.taken, 0)::int
+        FROM (SELECT user_id, active FROM user_holdings WHERE sale_id = \(saleID.rawValue)) h
+        FULL OUTER JOIN (
+          SELECT user_id, count(*) AS taken FROM bookings
+          WHERE sale_id = \(saleID.rawValue) AND status IN ('hold', 'booked') GROUP BY user_id) b
+        ON h.user_id = b.user_id
+        WHERE coalesce(h.active, 0) <> coalesce(b.taken, 0)
+        ORDER BY 1
+        """, logger: logger
+      ).decode((String, Int32, Int32).self) {
+        counterMismatches.append(row)
       }
 
       let quantity = sale.definition.quantity
@@ -452,11 +510,8 @@ public final class PostgresSaleStore: SaleStore, Sendable {
             "\(free + Int64(returned.count)) units are free (\(free) never issued + \(returned.count) returned) but \(quantity - Int64(taken.count)) are not taken: a unit is stranded or counted twice"
           ))
       }
-      var takenByUser: [String: Int32] = [:]
-      for booking in taken { takenByUser[booking.userID.rawValue, default: 0] += 1 }
-      for (user, active) in holdings where takenByUser[user, default: 0] != active {
-        findings.append(
-          AuditFinding("user \(user): user_holdings says \(active) units, the bookings say \(takenByUser[user, default: 0])"))
+      for (user, counted, taken) in counterMismatches {
+        findings.append(AuditFinding("user \(user): user_holdings counts \(counted) units, the bookings take \(taken)"))
       }
       return findings
     }

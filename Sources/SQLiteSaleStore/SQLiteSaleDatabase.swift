@@ -62,7 +62,6 @@ final class SQLiteSaleDatabase {
         return existing
       }
       try definition.validate()
-      let (seconds, attoseconds) = definition.holdDuration.components
       try connection.run(
         """
         INSERT INTO sales (id, item_id, item_name, description, currency, price_minor, quantity, starts_at, ends_at,
@@ -72,7 +71,7 @@ final class SQLiteSaleDatabase {
         .text(id.rawValue), .text(definition.itemID), .text(definition.itemName), .text(definition.description),
         .text(definition.price.currency), .integer(definition.price.amountMinor), .integer(definition.quantity),
         .integer(definition.startsAt.nanosecondsSinceEpoch), .integer(definition.endsAt.nanosecondsSinceEpoch),
-        .integer(Int64(definition.perUserLimit)), .integer(seconds * 1_000_000_000 + attoseconds / 1_000_000_000),
+        .integer(Int64(definition.perUserLimit)), .integer(definition.holdDuration.wholeNanoseconds),
         .integer(now.nanosecondsSinceEpoch), .integer(now.nanosecondsSinceEpoch), .optionalText(idempotencyKey))
       return Sale(id: id, definition: definition, createdAt: now, updatedAt: now)
     }

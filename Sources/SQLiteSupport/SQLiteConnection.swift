@@ -97,6 +97,7 @@ public final class SQLiteConnection {
   ) throws -> [T] {
     let statement = try statement(sql)
     try statement.bind(arguments)
+    defer { statement.reset() }  // also when `row` throws: no read snapshot stays pinned
     var rows: [T] = []
     while try statement.step() {
       rows.append(try row(SQLiteRow(statement: statement)))

@@ -29,6 +29,8 @@ public final class AvailabilityTracker: Service, Sendable {
   private struct State {
     var entries: [SaleID: Entry] = [:]
     var nextWatcherID = 0
+    /// Set when ``run()`` ended: new watchers' streams end at once.
+    var stopped = false
   }
 
   private let state = Mutex(State())
@@ -128,13 +130,20 @@ public final class AvailabilityTracker: Service, Sendable {
   /// change. A slow reader gets the newest, never a backlog. The stream ends
   /// when the caller stops iterating it.
   public func updates(_ saleID: SaleID) async throws -> AsyncStream<AvailabilitySnapshot> {
-    let first = try await snapshot(saleID)
+    _ = try await snapshot(saleID)  // tracked from here on
     let (stream, continuation) = AsyncStream.makeStream(
       of: AvailabilitySnapshot.self, bufferingPolicy: .bufferingNewest(1))
-    continuation.yield(first)
+    let now = clock.now()
+    // The first snapshot and the registration under one lock: no refresh can
+    // publish between them and be missed.
     let id = state.withLock { state -> Int in
       defer { state.nextWatcherID += 1 }
-      state.entries[saleID]?.watchers[state.nextWatcherID] = continuation
+      if let entry = state.entries[saleID] { continuation.yield(snapshot(of: entry, now: now)) }
+      if state.stopped {
+        continuation.finish()
+      } else {
+        state.entries[saleID]?.watchers[state.nextWatcherID] = continuation
+      }
       return state.nextWatcherID
     }
     continuation.onTermination = { [weak self] _ in
@@ -158,6 +167,7 @@ public final class AvailabilityTracker: Service, Sendable {
       }
     }
     state.withLock { state in
+      state.stopped = true
       for entry in state.entries.values { entry.watchers.values.forEach { $0.finish() } }
     }
   }

@@ -88,9 +88,9 @@ public final class Batcher<Request: Sendable, Outcome: Sendable>: Sendable {
       do {
         let outcomes = try await operation(batch.map(\.request))
         guard outcomes.count == batch.count else {
-          throw DomainError(.invalidArgument, "a batch of \(batch.count) came back with \(outcomes.count) outcomes")
+          throw StoreFault("a batch of \(batch.count) came back with \(outcomes.count) outcomes")
         }
-        latency?.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        latency?.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds)
         batchSizes?.record(batch.count)
         for (pending, outcome) in zip(batch, outcomes) {
           pending.completion(.success(outcome))
@@ -104,10 +104,3 @@ public final class Batcher<Request: Sendable, Outcome: Sendable>: Sendable {
   }
 }
 
-extension Duration {
-  /// The duration in whole nanoseconds.
-  var nanoseconds: Int64 {
-    let (seconds, attoseconds) = components
-    return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-  }
-}

@@ -55,7 +55,7 @@ public struct HoldExpiryJob: Service {
       let now = clock.now()
       let batch = try await store.expireHolds(now: now, limit: batchLimit)
       for booking in batch {
-        lag.recordNanoseconds(max(0, (now - booking.holdExpiresAt).nanoseconds))
+        lag.recordNanoseconds(max(0, (now - booking.holdExpiresAt).wholeNanoseconds))
       }
       expired.increment(by: batch.count)
       total += batch.count

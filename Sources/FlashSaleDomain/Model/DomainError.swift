@@ -47,3 +47,16 @@ public struct DomainError: Error, Hashable, Sendable, CustomStringConvertible {
 
   public var description: String { "\(reason): \(message)" }
 }
+
+/// The store broke its own contract (malformed rows, a schema newer than this
+/// build, fewer answers than requests): a fault to fix, not a refusal and not
+/// a passing outage. The RPC layer answers INTERNAL.
+public struct StoreFault: Error, Hashable, Sendable, CustomStringConvertible {
+  public var message: String
+
+  public init(_ message: String) {
+    self.message = message
+  }
+
+  public var description: String { "store fault: \(message)" }
+}

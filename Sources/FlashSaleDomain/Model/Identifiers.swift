@@ -29,9 +29,8 @@ public enum IdentifierFactory {
 
   /// A new random identifier starting with `prefix`.
   public static func make(prefix: String) -> String {
-    // glibc's arc4random: a user-space CSPRNG seeded by the kernel, so that
-    // an identifier costs no system call (SystemRandomNumberGenerator makes
-    // one per value).
+    // 128 random bits in one call (SystemRandomNumberGenerator makes one
+    // getrandom call per 64-bit value).
     var words: (UInt64, UInt64) = (0, 0)
     withUnsafeMutableBytes(of: &words) { arc4random_buf($0.baseAddress!, $0.count) }
     var (high, low) = words

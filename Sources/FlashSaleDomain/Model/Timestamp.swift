@@ -16,6 +16,11 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     self.nanosecondsSinceEpoch = seconds &* 1_000_000_000 &+ Int64(nanoseconds)
   }
 
+  /// The earliest and latest whole seconds a timestamp holds (nanoseconds
+  /// since the epoch in 64 bits: 1677-09-22 to 2262-04-11).
+  public static let minimumSeconds: Int64 = Int64.min / 1_000_000_000 + 1
+  public static let maximumSeconds: Int64 = Int64.max / 1_000_000_000 - 1
+
   /// Whole seconds since the epoch (rounded down).
   public var seconds: Int64 {
     nanosecondsSinceEpoch >= 0
@@ -39,6 +44,18 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
   }
 
   public var description: String { "\(seconds).\(nanoseconds)s" }
+}
+
+extension Duration {
+  /// The duration in whole nanoseconds (how stores keep hold durations),
+  /// saturating at the bounds of `Int64`.
+  public var wholeNanoseconds: Int64 {
+    let (seconds, attoseconds) = components
+    let (scaled, overflowed) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+    let (sum, carried) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
+    if overflowed || carried { return seconds < 0 ? .min : .max }
+    return sum
+  }
 }
 
 /// Tells the time. Production uses ``SystemClock``; tests inject a clock they move.

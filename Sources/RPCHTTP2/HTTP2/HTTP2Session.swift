@@ -348,7 +348,7 @@ extension HTTP2Session {
       if endStream { session.delegate.sessionEndStream(stream: hd.stream_id) }
     case NGHTTP2_PING.rawValue:
       let ack = hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0
-      let payload = withUnsafeBytes(of: frame.pointee.ping.opaque_data) { $0.load(as: UInt64.self).bigEndian }
+      let payload = withUnsafeBytes(of: frame.pointee.ping.opaque_data) { $0.loadUnaligned(as: UInt64.self).bigEndian }
       session.delegate.sessionPing(ack: ack, payload: payload)
     case NGHTTP2_GOAWAY.rawValue:
       let goaway = frame.pointee.goaway
