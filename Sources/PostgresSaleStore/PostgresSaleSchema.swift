@@ -142,8 +142,18 @@ enum PostgresSaleSchema {
         v_active int;
         v_held bigint;
         v_free bigint;
-        -- Units left per sale, read once per batch and counted down by its holds.
-        v_left jsonb := '{}';
+        -- The shard this batch draws fresh units from: locked (SKIP LOCKED) for
+        -- the whole transaction, its row written once when the batch moves on
+        -- (updating one row per claim would grow a version chain per claim).
+        v_block_sale text;
+        v_block_shard int;
+        v_block_next bigint;
+        v_block_end bigint;
+        v_block_used bigint := 0;
+        -- Units left of the current sale: read at its first claim in the batch,
+        -- then counted down by the batch's holds.
+        v_left_sale text;
+        v_left bigint;
       BEGIN
         -- In (sale, user) order, so that concurrent batches lock user rows in
         -- one global order and cannot deadlock on them.
@@ -183,6 +193,10 @@ enum PostgresSaleSchema {
             refusal := 'SALE_PAUSED'; detail := format('sale %s is paused', s.id);
             RETURN NEXT; CONTINUE;
           END IF;
+          IF v_left_sale IS DISTINCT FROM s.id THEN
+            v_left_sale := s.id;
+            v_left := flashsale_units_left(s.id);
+          END IF;
           v_active := NULL;
           INSERT INTO user_holdings AS h (sale_id, user_id, active) VALUES (s.id, p_users[i], 1)
             ON CONFLICT (sale_id, user_id) DO UPDATE SET active = h.active + 1 WHERE h.active < s.per_user_limit
@@ -202,11 +216,25 @@ enum PostgresSaleSchema {
             UPDATE sale_shards SET held = held + 1, version = version + 1
               WHERE sale_id = s.id AND shard = v_unit / s.shard_size;
           ELSE
-            UPDATE sale_shards sh SET next_fresh = sh.next_fresh + 1, held = sh.held + 1, version = sh.version + 1
-              WHERE (sh.sale_id, sh.shard) = (SELECT x.sale_id, x.shard FROM sale_shards x
-                                              WHERE x.sale_id = s.id AND x.next_fresh < x.end_unit
-                                              ORDER BY x.shard LIMIT 1 FOR UPDATE SKIP LOCKED)
-              RETURNING sh.next_fresh - 1 INTO v_unit;
+            IF v_block_sale IS DISTINCT FROM s.id OR v_block_next >= v_block_end THEN
+              -- Write back the shard used so far, then lock the next one no
+              -- other transaction holds.
+              IF v_block_sale IS NOT NULL THEN
+                UPDATE sale_shards SET next_fresh = v_block_next, held = held + v_block_used,
+                    version = version + v_block_used
+                  WHERE sale_id = v_block_sale AND shard = v_block_shard;
+              END IF;
+              v_block_sale := NULL; v_block_used := 0;
+              SELECT x.shard, x.next_fresh, x.end_unit INTO v_block_shard, v_block_next, v_block_end
+                FROM sale_shards x WHERE x.sale_id = s.id AND x.next_fresh < x.end_unit
+                ORDER BY x.shard LIMIT 1 FOR UPDATE SKIP LOCKED;
+              IF FOUND THEN v_block_sale := s.id; END IF;
+            END IF;
+            IF v_block_sale IS NOT NULL THEN
+              v_unit := v_block_next;
+              v_block_next := v_block_next + 1;
+              v_block_used := v_block_used + 1;
+            END IF;
           END IF;
           IF v_unit IS NULL THEN
             UPDATE user_holdings SET active = active - 1 WHERE sale_id = s.id AND user_id = p_users[i];
@@ -231,14 +259,14 @@ enum PostgresSaleSchema {
             RETURNING * INTO b;
           outcome := 'held';
           booking := flashsale_booking_text(b);
-          IF v_left ? s.id THEN
-            units_left := greatest((v_left ->> s.id)::bigint - 1, 0);
-          ELSE
-            units_left := flashsale_units_left(s.id);
-          END IF;
-          v_left := jsonb_set(v_left, ARRAY[s.id], to_jsonb(units_left));
+          v_left := greatest(v_left - 1, 0);
+          units_left := v_left;
           RETURN NEXT;
         END LOOP;
+        IF v_block_sale IS NOT NULL THEN
+          UPDATE sale_shards SET next_fresh = v_block_next, held = held + v_block_used, version = version + v_block_used
+            WHERE sale_id = v_block_sale AND shard = v_block_shard;
+        END IF;
       END
       $$
       """,
