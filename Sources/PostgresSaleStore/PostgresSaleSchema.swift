@@ -86,15 +86,7 @@ enum PostgresSaleSchema {
       """,
       "CREATE INDEX bookings_taken_by_user ON bookings (sale_id, user_id) WHERE status IN ('hold', 'booked')",
       "CREATE INDEX bookings_hold_deadlines ON bookings (hold_expires_at) WHERE status = 'hold'",
-    ],
-    [
-      // Claims insert a booking and upsert a user counter per request: the
-      // foreign-key checks on those rows cost a query each. The functions
-      // only write rows of an existing sale (they read it first), and the
-      // audit checks the rows.
-      "ALTER TABLE bookings DROP CONSTRAINT bookings_sale_id_fkey",
-      "ALTER TABLE user_holdings DROP CONSTRAINT user_holdings_sale_id_fkey",
-    ],
+    ]
   ]
 
   /// The functions, replaced at every start-up (after the migrations, under
