@@ -104,7 +104,11 @@ public struct BookingService: FlashSaleAPI.Booking.ServiceProtocol {
   }
 }
 
-/// The booking as a record, with its sale's item and price.
+/// The booking as a record, with its sale's item and price (from memory when
+/// this process tracks the sale, else read once).
 private func record(_ booking: FlashSaleDomain.Booking, _ core: SaleCore) async throws -> BookingRecord {
-  ProtoMapping.booking(booking, sale: try? await core.sale(booking.saleID))
+  if let sale = core.availability.cachedSale(booking.saleID) {
+    return ProtoMapping.booking(booking, sale: sale)
+  }
+  return ProtoMapping.booking(booking, sale: try? await core.sale(booking.saleID))
 }
