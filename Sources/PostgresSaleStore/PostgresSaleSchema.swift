@@ -154,6 +154,10 @@ enum PostgresSaleSchema {
         -- then counted down by the batch's holds.
         v_left_sale text;
         v_left bigint;
+        -- Whether the current sale has returned units: looked up once per sale
+        -- and batch (and again after a miss), not once per claim.
+        v_returned_sale text;
+        v_has_returned boolean;
       BEGIN
         -- In (sale, user) order, so that concurrent batches lock user rows in
         -- one global order and cannot deadlock on them.
@@ -211,10 +215,17 @@ enum PostgresSaleSchema {
             RETURN NEXT; CONTINUE;
           END IF;
           v_unit := NULL;
-          DELETE FROM returned_units r
-            WHERE (r.sale_id, r.unit) = (SELECT x.sale_id, x.unit FROM returned_units x WHERE x.sale_id = s.id
-                                         LIMIT 1 FOR UPDATE SKIP LOCKED)
-            RETURNING r.unit INTO v_unit;
+          IF v_returned_sale IS DISTINCT FROM s.id THEN
+            v_returned_sale := s.id;
+            v_has_returned := EXISTS (SELECT 1 FROM returned_units WHERE sale_id = s.id);
+          END IF;
+          IF v_has_returned THEN
+            DELETE FROM returned_units r
+              WHERE (r.sale_id, r.unit) = (SELECT x.sale_id, x.unit FROM returned_units x WHERE x.sale_id = s.id
+                                           LIMIT 1 FOR UPDATE SKIP LOCKED)
+              RETURNING r.unit INTO v_unit;
+            v_has_returned := v_unit IS NOT NULL;
+          END IF;
           IF v_unit IS NOT NULL THEN
             UPDATE sale_shards SET held = held + 1, version = version + 1
               WHERE sale_id = s.id AND shard = v_unit / s.shard_size;
