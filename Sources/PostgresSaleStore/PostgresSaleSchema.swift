@@ -133,6 +133,14 @@ enum PostgresSaleSchema {
       RETURNS TABLE (idx int, outcome text, refusal text, detail text, booking text[], units_left bigint)
       LANGUAGE plpgsql AS $$
       #variable_conflict use_column
+      -- Two passes, so that a batch takes every row lock it may wait for
+      -- before any it makes others wait for:
+      --   1. in (sale, user) order: the idempotency key (advisory lock), the
+      --      sale's checks, the user's counter row (the per-user limit);
+      --   2. in arrival order: a unit, from rows locked with SKIP LOCKED only
+      --      (a shard, or a returned unit with its shard), and the booking.
+      -- Cancels and the expiry job lock user rows before shard rows too, so no
+      -- two transactions can wait on each other in a cycle.
       DECLARE
         i int;
         s sales;
@@ -142,6 +150,10 @@ enum PostgresSaleSchema {
         v_active int;
         v_held bigint;
         v_free bigint;
+        v_pending int[] := '{}';
+        -- Units left per sale: read before the batch takes any, then counted
+        -- down by its holds.
+        v_left jsonb := '{}';
         -- The shard this batch draws fresh units from: locked (SKIP LOCKED) for
         -- the whole transaction, its row written once when the batch moves on
         -- (updating one row per claim would grow a version chain per claim).
@@ -150,17 +162,8 @@ enum PostgresSaleSchema {
         v_block_next bigint;
         v_block_end bigint;
         v_block_used bigint := 0;
-        -- Units left of the current sale: read at its first claim in the batch,
-        -- then counted down by the batch's holds.
-        v_left_sale text;
-        v_left bigint;
-        -- Whether the current sale has returned units: looked up once per sale
-        -- and batch (and again after a miss), not once per claim.
-        v_returned_sale text;
-        v_has_returned boolean;
       BEGIN
-        -- In (sale, user) order, so that concurrent batches lock user rows in
-        -- one global order and cannot deadlock on them.
+        -- Pass 1.
         FOR i IN SELECT t.ord FROM unnest(p_sales, p_users) WITH ORDINALITY AS t(sale_id, user_id, ord)
                  ORDER BY t.sale_id, t.user_id, t.ord LOOP
           idx := i - 1; outcome := 'refused'; refusal := NULL; detail := NULL; booking := NULL; units_left := 0;
@@ -180,7 +183,7 @@ enum PostgresSaleSchema {
             RETURN NEXT;
             CONTINUE;
           END IF;
-          IF s.id IS DISTINCT FROM p_sales[i] THEN  -- claims come sorted by sale: one read per sale
+          IF s.id IS DISTINCT FROM p_sales[i] THEN  -- sorted by sale: one read per sale
             SELECT * INTO s FROM sales WHERE sales.id = p_sales[i];
             IF NOT FOUND THEN
               s := NULL;
@@ -200,10 +203,6 @@ enum PostgresSaleSchema {
             refusal := 'SALE_PAUSED'; detail := format('sale %s is paused', s.id);
             RETURN NEXT; CONTINUE;
           END IF;
-          IF v_left_sale IS DISTINCT FROM s.id THEN
-            v_left_sale := s.id;
-            v_left := flashsale_units_left(s.id);
-          END IF;
           v_active := NULL;
           INSERT INTO user_holdings AS h (sale_id, user_id, active) VALUES (s.id, p_users[i], 1)
             ON CONFLICT (sale_id, user_id) DO UPDATE SET active = h.active + 1 WHERE h.active < s.per_user_limit
@@ -214,19 +213,26 @@ enum PostgresSaleSchema {
               s.per_user_limit);
             RETURN NEXT; CONTINUE;
           END IF;
+          IF NOT v_left ? s.id THEN
+            v_left := jsonb_set(v_left, ARRAY[s.id], to_jsonb(flashsale_units_left(s.id)));
+          END IF;
+          v_pending := v_pending || i;
+        END LOOP;
+
+        -- Pass 2.
+        s := NULL;
+        FOREACH i IN ARRAY (SELECT coalesce(array_agg(x ORDER BY x), '{}') FROM unnest(v_pending) AS x) LOOP
+          idx := i - 1; outcome := 'refused'; refusal := NULL; detail := NULL; booking := NULL; units_left := 0;
+          IF s.id IS DISTINCT FROM p_sales[i] THEN
+            SELECT * INTO s FROM sales WHERE sales.id = p_sales[i];
+          END IF;
           v_unit := NULL;
-          IF v_returned_sale IS DISTINCT FROM s.id THEN
-            v_returned_sale := s.id;
-            v_has_returned := EXISTS (SELECT 1 FROM returned_units WHERE sale_id = s.id);
-          END IF;
-          IF v_has_returned THEN
-            DELETE FROM returned_units r
-              WHERE (r.sale_id, r.unit) = (SELECT x.sale_id, x.unit FROM returned_units x WHERE x.sale_id = s.id
-                                           LIMIT 1 FOR UPDATE SKIP LOCKED)
-              RETURNING r.unit INTO v_unit;
-            v_has_returned := v_unit IS NOT NULL;
-          END IF;
+          -- A returned unit whose shard row no other transaction holds.
+          SELECT r.unit INTO v_unit FROM returned_units r
+            JOIN sale_shards sh ON sh.sale_id = r.sale_id AND sh.shard = r.unit / s.shard_size
+            WHERE r.sale_id = s.id LIMIT 1 FOR UPDATE OF r, sh SKIP LOCKED;
           IF v_unit IS NOT NULL THEN
+            DELETE FROM returned_units WHERE sale_id = s.id AND unit = v_unit;
             UPDATE sale_shards SET held = held + 1, version = version + 1
               WHERE sale_id = s.id AND shard = v_unit / s.shard_size;
           ELSE
@@ -255,7 +261,7 @@ enum PostgresSaleSchema {
             SELECT coalesce(sum(held), 0), coalesce(sum(end_unit - next_fresh), 0) INTO v_held, v_free
               FROM sale_shards WHERE sale_id = s.id;
             IF v_free > 0 OR EXISTS (SELECT 1 FROM returned_units WHERE sale_id = s.id) THEN
-              -- Units are free, but in shards other transactions hold: the
+              -- Units are free, but in rows other transactions hold: the
               -- store runs this claim again after this batch commits.
               outcome := 'busy';
               refusal := 'SOLD_OUT_FOR_NOW'; detail := 'every free unit is being claimed by another transaction';
@@ -273,8 +279,8 @@ enum PostgresSaleSchema {
             RETURNING * INTO b;
           outcome := 'held';
           booking := flashsale_booking_text(b);
-          v_left := greatest(v_left - 1, 0);
-          units_left := v_left;
+          units_left := greatest((v_left ->> s.id)::bigint - 1, 0);
+          v_left := jsonb_set(v_left, ARRAY[s.id], to_jsonb(units_left));
           RETURN NEXT;
         END LOOP;
         IF v_block_sale IS NOT NULL THEN
@@ -341,10 +347,24 @@ enum PostgresSaleSchema {
       RETURNS TABLE (booking text[]) LANGUAGE plpgsql AS $$
       #variable_conflict use_column
       DECLARE
+        v_ids text[];
         b bookings;
       BEGIN
-        FOR b IN SELECT * FROM bookings WHERE status = 'hold' AND hold_expires_at <= p_now
-                 ORDER BY hold_expires_at LIMIT p_limit FOR UPDATE SKIP LOCKED LOOP
+        -- The due holds no other transaction holds, then their users' rows in
+        -- (sale, user) order, then their shards' rows in (sale, shard) order:
+        -- the lock order claims and cancels follow too.
+        SELECT coalesce(array_agg(d.id), '{}') INTO v_ids FROM (
+          SELECT id FROM bookings WHERE status = 'hold' AND hold_expires_at <= p_now
+          ORDER BY hold_expires_at LIMIT p_limit FOR UPDATE SKIP LOCKED) d;
+        PERFORM 1 FROM user_holdings h
+          WHERE (h.sale_id, h.user_id) IN (SELECT x.sale_id, x.user_id FROM bookings x WHERE x.id = ANY(v_ids))
+          ORDER BY h.sale_id, h.user_id FOR UPDATE;
+        PERFORM 1 FROM sale_shards sh
+          WHERE (sh.sale_id, sh.shard) IN (
+            SELECT x.sale_id, (x.unit / sa.shard_size)::int FROM bookings x JOIN sales sa ON sa.id = x.sale_id
+            WHERE x.id = ANY(v_ids))
+          ORDER BY sh.sale_id, sh.shard FOR UPDATE;
+        FOR b IN SELECT * FROM bookings WHERE id = ANY(v_ids) ORDER BY hold_expires_at, id LOOP
           b := flashsale_end_hold(b, 'expired', NULL, p_now);
           booking := flashsale_booking_text(b);
           RETURN NEXT;
