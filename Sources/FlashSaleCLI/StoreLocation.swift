@@ -21,8 +21,6 @@ enum StoreLocation: ExpressibleByArgument, CustomStringConvertible {
     }
   }
 
-  static let defaultValueDescription = "sqlite:flashsale.db"
-
   var description: String {
     switch self {
     case .sqlite(let path): "sqlite:\(path)"

@@ -90,7 +90,11 @@ enum PostgresSaleSchema {
   ]
 
   /// The functions, replaced at every start-up (after the migrations, under
-  /// the same lock): they are code, so a new build brings its own.
+  /// the same lock): they are code, so a new build brings its own. A change
+  /// to a function's result columns needs a migration that drops it first
+  /// (`CREATE OR REPLACE` cannot change them), and in a rolling deploy the
+  /// instances still running get the new functions too: keep them compatible
+  /// with the previous build's calls.
   static let functions: [String] = [
       """
       CREATE OR REPLACE FUNCTION flashsale_booking_text(b bookings) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
