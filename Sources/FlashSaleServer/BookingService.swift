@@ -72,14 +72,10 @@ public struct BookingService: FlashSaleAPI.Booking.ServiceProtocol {
   }
 
   public func release(_ request: ReleaseRequest, context: ServerContext) -> Reply<ReleaseResponse> {
-    guard let caller = context.caller else {
-      return .failure(RPCError(code: .unauthenticated, message: "\(context.descriptor.path) needs an authenticated caller"))
-    }
-    guard caller.roles.contains(CallerIdentity.adminRole) || caller.roles.contains(Self.checkoutRole) else {
-      return .failure(
-        RPCError(
-          code: .permissionDenied,
-          message: "\(context.descriptor.path) needs the admin or checkout role; caller \(caller.userID) has neither"))
+    do {
+      try context.requireRole(anyOf: [CallerIdentity.adminRole, Self.checkoutRole])
+    } catch {
+      return .failure(error)
     }
     return .core { [core] in
       let token = request.fencingToken == 0 ? nil : request.fencingToken

@@ -1,5 +1,6 @@
 import FlashSaleAPI
 import FlashSaleDomain
+import RPCCore
 import StandardProtos
 
 /// Conversions between the `flashsale.v1` messages and the sale core's types.
@@ -98,26 +99,20 @@ enum ProtoMapping {
       fencingToken: booking.fencingToken, releaseReason: booking.releaseReason ?? "")
   }
 
-  /// `ListSales` page tokens: the cursor as `<created-at-ns>.<sale-id>`, hex
-  /// encoded so that it is opaque and URL-safe.
+  /// `ListSales` page tokens: the cursor as `<created-at-ns>.<sale-id>`,
+  /// base64 so that it reads as opaque.
   static func pageToken(_ cursor: SaleCursor) -> String {
-    let text = "\(cursor.createdAt.nanosecondsSinceEpoch).\(cursor.id.rawValue)"
-    return text.utf8.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
-      .joined()
+    Base64.encode(Array("\(cursor.createdAt.nanosecondsSinceEpoch).\(cursor.id.rawValue)".utf8), padded: false)
   }
 
   static func cursor(pageToken: String) throws(DomainError) -> SaleCursor? {
     if pageToken.isEmpty { return nil }
-    let invalid = DomainError(.invalidArgument, "page_token: not a token this service issued", field: "page_token")
-    let hex = Array(pageToken.utf8)
-    guard hex.count % 2 == 0, hex.count <= 256 else { throw invalid }
-    var bytes: [UInt8] = []
-    for i in stride(from: 0, to: hex.count, by: 2) {
-      guard let byte = UInt8(String(decoding: hex[i..<i + 2], as: UTF8.self), radix: 16) else { throw invalid }
-      bytes.append(byte)
+    guard pageToken.utf8.count <= 256, let bytes = Base64.decode(pageToken),
+      case let text = String(decoding: bytes, as: UTF8.self), let dot = text.firstIndex(of: "."),
+      let nanos = Int64(text[..<dot])
+    else {
+      throw DomainError(.invalidArgument, "page_token: not a token this service issued", field: "page_token")
     }
-    let text = String(decoding: bytes, as: UTF8.self)
-    guard let dot = text.firstIndex(of: "."), let nanos = Int64(text[..<dot]) else { throw invalid }
     return SaleCursor(createdAt: Timestamp(nanosecondsSinceEpoch: nanos), id: SaleID(String(text[text.index(after: dot)...])))
   }
 }

@@ -4,7 +4,7 @@ import SQLiteSupport
 /// The sale core's operations as SQL on one connection. Used by
 /// ``SQLiteSaleStore`` from its serial queue only; each public method is one
 /// transaction.
-final class SQLiteSaleDatabase {
+final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial queue at a time
   let connection: SQLiteConnection
 
   /// A reader beside the writer: in WAL mode it reads the last commit
@@ -138,10 +138,7 @@ final class SQLiteSaleDatabase {
   }
 
   private func tally(_ id: SaleID) throws -> SaleTally? {
-    try connection.queryFirst(
-      "SELECT \(Self.saleColumns), next_fresh_unit, next_token, held, booked, stock_version FROM sales WHERE id = ?",
-      .text(id.rawValue)
-    ) { row in
+    try connection.queryFirst(Self.tallyByID, .text(id.rawValue)) { row in
       SaleTally(
         sale: Self.sale(row), nextFreshUnit: row.int64(15), nextToken: UInt64(row.int64(16)), held: row.int64(17),
         booked: row.int64(18), version: UInt64(row.int64(19)))
@@ -175,10 +172,7 @@ final class SQLiteSaleDatabase {
       tallies[request.saleID] = tally
       return tally
     }
-    if let existing = try connection.queryFirst(
-      "SELECT \(Self.bookingColumns) FROM bookings WHERE idempotency_key = ?", .text(request.idempotencyKey),
-      row: Self.booking)
-    {
+    if let existing = try booking(idempotencyKey: request.idempotencyKey) {
       guard existing.saleID == request.saleID, existing.userID == request.userID else {
         return .refused(
           DomainError(
@@ -259,15 +253,19 @@ final class SQLiteSaleDatabase {
       fencingToken: UInt64(row.int64(9)), releaseReason: row.optionalText(10))
   }
 
+  // The statements of the per-claim path, built once (not per call: the
+  // connection caches prepared statements by their text).
+  private static let bookingByKey = "SELECT \(bookingColumns) FROM bookings WHERE idempotency_key = ?"
+  private static let bookingByID = "SELECT \(bookingColumns) FROM bookings WHERE id = ?"
+  private static let tallyByID =
+    "SELECT \(saleColumns), next_fresh_unit, next_token, held, booked, stock_version FROM sales WHERE id = ?"
+
   func booking(idempotencyKey: String) throws -> Booking? {
-    try connection.queryFirst(
-      "SELECT \(Self.bookingColumns) FROM bookings WHERE idempotency_key = ?", .text(idempotencyKey),
-      row: Self.booking)
+    try connection.queryFirst(Self.bookingByKey, .text(idempotencyKey), row: Self.booking)
   }
 
   func booking(_ id: BookingID) throws -> Booking? {
-    try connection.queryFirst(
-      "SELECT \(Self.bookingColumns) FROM bookings WHERE id = ?", .text(id.rawValue), row: Self.booking)
+    try connection.queryFirst(Self.bookingByID, .text(id.rawValue), row: Self.booking)
   }
 
   /// The booking, if `token` is its token. While a booking takes a unit it is

@@ -33,11 +33,18 @@ public final class SQLiteSaleStore: SaleStore, @unchecked Sendable {
     self.reader = try SQLiteSaleDatabase(readerOf: path)
   }
 
-  /// Runs `body` on the store's queue.
+  /// Runs `body` on the writer's queue.
   private func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteSaleDatabase) throws -> T) async throws -> T {
+    try await Self.run(body, on: queue, with: database)
+  }
+
+  private static func run<T: Sendable>(
+    _ body: @escaping @Sendable (SQLiteSaleDatabase) throws -> T, on queue: DispatchQueue,
+    with database: SQLiteSaleDatabase
+  ) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
       queue.async {
-        continuation.resume(with: Result { try body(self.database) })
+        continuation.resume(with: Result { try body(database) })
       }
     }
   }
@@ -93,18 +100,14 @@ public final class SQLiteSaleStore: SaleStore, @unchecked Sendable {
   }
 
   public func bookings(idempotencyKeys: [String]) async throws -> [String: Booking] {
-    try await withCheckedThrowingContinuation { continuation in
-      readQueue.async {
-        continuation.resume(
-          with: Result {
-            var found: [String: Booking] = [:]
-            for key in idempotencyKeys {
-              if let booking = try self.reader.booking(idempotencyKey: key) { found[key] = booking }
-            }
-            return found
-          })
-      }
-    }
+    try await Self.run(
+      { reader in
+        var found: [String: Booking] = [:]
+        for key in idempotencyKeys {
+          if let booking = try reader.booking(idempotencyKey: key) { found[key] = booking }
+        }
+        return found
+      }, on: readQueue, with: reader)
   }
 
   public func counts(_ saleID: SaleID) async throws -> UnitCounts {

@@ -82,7 +82,7 @@ struct SaleCoreTests {
     }
   }
 
-  @Test("the expiry job returns due holds, and only those, measuring its lag")
+  @Test("the expiry job returns due holds, and only those, a batch per transaction")
   func expiryJob() async throws {
     let store = InMemorySaleStore()
     let core = makeCore(store)

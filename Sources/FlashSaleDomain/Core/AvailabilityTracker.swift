@@ -24,6 +24,26 @@ public final class AvailabilityTracker: Service, Sendable {
     /// counts may show too few units, and no refusal is made from memory.
     var returnsNoted = 0
     var returnsSeen = 0
+    /// flashsale_sale_units{sale, state}, made once per sale.
+    let gauges: UnitGauges
+  }
+
+  /// The per-sale unit gauges.
+  private struct UnitGauges {
+    let available, held, booked: Gauge
+
+    init(_ saleID: SaleID) {
+      func gauge(_ state: String) -> Gauge {
+        Gauge(label: "flashsale_sale_units", dimensions: [("sale", saleID.rawValue), ("state", state)])
+      }
+      (available, held, booked) = (gauge("available"), gauge("held"), gauge("booked"))
+    }
+
+    func record(_ counts: UnitCounts) {
+      available.record(counts.available)
+      held.record(counts.held)
+      booked.record(counts.booked)
+    }
   }
 
   private struct State {
@@ -109,7 +129,7 @@ public final class AvailabilityTracker: Service, Sendable {
     let asOf = clock.now()
     state.withLock { state in
       if state.entries[sale.id] == nil {
-        state.entries[sale.id] = Entry(sale: sale, level: level, asOf: asOf)
+        state.entries[sale.id] = Entry(sale: sale, level: level, asOf: asOf, gauges: UnitGauges(sale.id))
       }
     }
   }
@@ -180,7 +200,7 @@ public final class AvailabilityTracker: Service, Sendable {
       let sale = try await store.sale(id)
       let level = try await store.stockLevel(id)
       let now = clock.now()
-      let counts = state.withLock { state -> UnitCounts? in
+      let gauges = state.withLock { state -> UnitGauges? in
         guard var entry = state.entries[id] else { return nil }
         if let sale { entry.sale = sale }
         entry.level = level
@@ -188,15 +208,9 @@ public final class AvailabilityTracker: Service, Sendable {
         entry.returnsSeen = noted
         publish(&entry, now: now)
         state.entries[id] = entry
-        return level.counts
+        return entry.gauges
       }
-      if let counts {
-        Gauge(label: "flashsale_sale_units", dimensions: [("sale", id.rawValue), ("state", "available")])
-          .record(counts.available)
-        Gauge(label: "flashsale_sale_units", dimensions: [("sale", id.rawValue), ("state", "held")]).record(counts.held)
-        Gauge(label: "flashsale_sale_units", dimensions: [("sale", id.rawValue), ("state", "booked")])
-          .record(counts.booked)
-      }
+      gauges?.record(level.counts)
     }
   }
 

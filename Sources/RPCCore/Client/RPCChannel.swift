@@ -109,6 +109,11 @@ public struct SingleResponse: Sendable {
 
 extension ClientStream {
   public func singleResponse() async throws(RPCError) -> SingleResponse {
+    try await singleResponseInTurn()
+  }
+
+  /// ``singleResponse()`` read part by part: the headers, then each message.
+  public func singleResponseInTurn() async throws(RPCError) -> SingleResponse {
     let headers = try await responseHeaders()
     let message = try await nextMessage()
     let more = message == nil ? false : try await nextMessage() != nil

@@ -84,12 +84,19 @@ public final class ServerContext: Sendable {
   /// Throws ``StatusCode/unauthenticated`` when there is no caller, and
   /// ``StatusCode/permissionDenied`` when the caller lacks `role`.
   public func requireRole(_ role: String) throws(RPCError) {
+    try requireRole(anyOf: [role])
+  }
+
+  /// Throws ``StatusCode/unauthenticated`` when there is no caller, and
+  /// ``StatusCode/permissionDenied`` when the caller has none of `roles`.
+  public func requireRole(anyOf roles: [String]) throws(RPCError) {
     guard let caller else {
       throw RPCError(code: .unauthenticated, message: "\(descriptor.path) needs an authenticated caller")
     }
-    guard caller.roles.contains(role) else {
+    guard roles.contains(where: caller.roles.contains) else {
+      let needed = roles.count == 1 ? "the \(roles[0]) role" : "one of the roles \(roles.joined(separator: ", "))"
       throw RPCError(
-        code: .permissionDenied, message: "\(descriptor.path) needs the \(role) role; caller \(caller.userID) lacks it")
+        code: .permissionDenied, message: "\(descriptor.path) needs \(needed); caller \(caller.userID) lacks it")
     }
   }
 

@@ -146,10 +146,7 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
     }
     guard ended else {
       // A large response: read it in turn, reopening the window as it goes.
-      let headers = try await responseHeaders()
-      let message = try await nextMessage()
-      let more = message == nil ? false : try await nextMessage() != nil
-      return SingleResponse(headers: headers, message: message, hadMoreMessages: more, trailers: trailers)
+      return try await singleResponseInTurn()
     }
     let (end, headers, first, more, trailers) = inbound.withLockedValue { state in
       let first = state.messages.popFirst()
