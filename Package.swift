@@ -90,7 +90,7 @@ let package = Package(
     .target(
       name: "FlashSaleServer",
       dependencies: [
-        "RPCCore", "StandardProtos", "FlashSaleAPI", "FlashSaleDomain",
+        "RPCCore", "StandardProtos", "FlashSaleAPI", "FlashSaleDomain", "FlashSaleCheckout", "PaymentSimulator",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -108,6 +108,7 @@ let package = Package(
       name: "FlashSaleCLI",
       dependencies: [
         "FlashSaleServer", "FlashSaleDomain", "SQLiteSaleStore", "PostgresSaleStore", "RPCHTTP2", "RPCCore", "CommandLineSupport",
+        "FlashSaleCheckout", "SQLiteCheckoutStore", "PaymentSimulator", "FlashSaleAPI",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -155,6 +156,20 @@ let package = Package(
       ],
       swiftSettings: swiftSettings),
     .target(name: "FlashSaleTestSupport", dependencies: ["FlashSaleDomain"], swiftSettings: swiftSettings),
+    // Checkout: the saga (no transport, no SQL), its SQLite tables, the payment simulator.
+    .target(
+      name: "FlashSaleCheckout",
+      dependencies: [
+        "FlashSaleDomain",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: swiftSettings),
+    .target(
+      name: "SQLiteCheckoutStore", dependencies: ["FlashSaleCheckout", "FlashSaleDomain", "SQLiteSupport"],
+      swiftSettings: swiftSettings),
+    .target(name: "PaymentSimulator", dependencies: ["FlashSaleDomain", "SQLiteSupport"], swiftSettings: swiftSettings),
     .target(
       name: "InteropService",
       dependencies: ["RPCCore", "InteropAPI"],

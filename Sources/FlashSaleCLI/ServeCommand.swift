@@ -1,11 +1,13 @@
 import ArgumentParser
 import CommandLineSupport
+import FlashSaleCheckout
 import FlashSaleDomain
 import FlashSaleServer
 import Logging
 import Metrics
 import NIOCore
 import NIOPosix
+import PaymentSimulator
 import Prometheus
 import RPCCore
 import RPCHTTP2
@@ -61,6 +63,30 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "Where sales and bookings are stored: sqlite:PATH (embedded, one process) or postgres://USER@HOST:PORT/DB.")
   var store: StoreLocation = .sqlite(path: "flashsale.db")
 
+  @Option(help: "The payment simulator's own records (payments-sim role): an SQLite file.")
+  var paymentsStore: String = "payments-sim.db"
+
+  @Option(help: "Payment simulator: each call waits about this long (uniformly from half to one and a half times).")
+  var simLatencyMs: Int = 0
+
+  @Option(help: "Payment simulator: the share of Authorize calls declined (0…1), for cards other than the test cards.")
+  var simDeclineRate: Double = 0
+
+  @Option(help: "Payment simulator: the share of calls failing UNAVAILABLE before acting (0…1), other cards.")
+  var simErrorRate: Double = 0
+
+  @Option(help: "Payment simulator: seconds the tok_timeout card makes Authorize wait after acting.")
+  var simTimeoutDelay: Double = 30
+
+  @Option(help: "Checkout: the deadline of each attempt of a payment call, in seconds.")
+  var paymentsTimeout: Double = 2
+
+  @Option(help: "Checkout: attempts per payment call (same idempotency key) before the saga asks the provider.")
+  var paymentsAttempts: Int = 3
+
+  @Option(help: "Checkout: seconds StartCheckout waits for the saga to end before answering with it still running.")
+  var checkoutWait: Double = 15
+
   @Flag(help: "Create a demo sale at start-up (10,000 units of a phone, open for an hour) unless one exists.")
   var demoSale: Bool = false
 
@@ -103,6 +129,22 @@ struct ServeCommand: AsyncParsableCommand {
     guard (0...65535).contains(grpcPort) else { throw ValidationError("--grpc-port must be 0…65535") }
     guard eventLoopThreads >= 1 else { throw ValidationError("--event-loop-threads must be at least 1") }
     guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
+    guard simLatencyMs >= 0 else { throw ValidationError("--sim-latency-ms must not be negative") }
+    for (flag, rate) in [("--sim-decline-rate", simDeclineRate), ("--sim-error-rate", simErrorRate)] {
+      guard (0...1).contains(rate) else { throw ValidationError("\(flag) must be between 0 and 1") }
+    }
+    guard simTimeoutDelay >= 0, paymentsTimeout > 0, checkoutWait >= 0 else {
+      throw ValidationError("--sim-timeout-delay, --payments-timeout and --checkout-wait must be positive")
+    }
+    guard paymentsAttempts >= 1 else { throw ValidationError("--payments-attempts must be at least 1") }
+    if roles.contains(.checkout) {
+      if !store.supportsCheckout {
+        throw ValidationError("the checkout role does not run on PostgreSQL yet; use --store sqlite:PATH")
+      }
+      if !roles.contains(.paymentsSim), paymentsAddress == nil {
+        throw ValidationError("the checkout role needs --payments-address when payments-sim does not run here")
+      }
+    }
   }
 
   func run() async throws {
@@ -132,11 +174,22 @@ struct ServeCommand: AsyncParsableCommand {
       logger.warning("no service token configured; generated one for this run", metadata: ["token": "\(token)"])
     }
 
-    let roles = Set(self.roles.isEmpty ? Role.allCases : self.roles)
+    var roles = Set(self.roles)
+    if roles.isEmpty {
+      roles = Set(Role.allCases)
+      if !store.supportsCheckout {
+        roles.remove(.checkout)
+        logger.warning("the checkout role does not run on PostgreSQL yet: serving without it")
+      }
+    }
     let health = HealthRegistry()
     var served: [any RPCService] = [HealthService(registry: health)]
     var names: [String] = []
-    if roles.contains(.inventory) || roles.contains(.booking) {
+    // Payments are an external service: the checkout calls them over gRPC,
+    // also when the simulator runs in this process (then through this
+    // process's own port, known once the server listens).
+    let paymentsChannel = DeferredChannel()
+    if roles.contains(.inventory) || roles.contains(.booking) || roles.contains(.checkout) {
       let core = try await openSaleCore(logger: logger, services: &services)
       if roles.contains(.inventory) {
         served.append(InventoryService(core: core))
@@ -146,13 +199,26 @@ struct ServeCommand: AsyncParsableCommand {
         served.append(BookingService(core: core))
         names.append("flashsale.v1.Booking")
       }
-    }
-    if roles.contains(.checkout) {
-      served.append(CheckoutPlaceholder())
-      names.append("flashsale.v1.Checkout")
+      if roles.contains(.checkout) {
+        let saga = CheckoutSaga(
+          store: try store.openCheckoutStore(), bookings: core,
+          payments: PaymentsClientGateway(
+            channel: paymentsChannel, attemptTimeout: .milliseconds(Int64(paymentsTimeout * 1000)),
+            attempts: paymentsAttempts),
+          clock: core.clock)
+        served.append(CheckoutService(saga: saga, wait: .milliseconds(Int64(checkoutWait * 1000))))
+        names.append("flashsale.v1.Checkout")
+        services.append(.init(service: CheckoutResumeJob(saga: saga)))
+      }
     }
     if roles.contains(.paymentsSim) {
-      served.append(PaymentsPlaceholder())
+      let simulator = try PaymentSimulator(
+        path: paymentsStore,
+        behaviour: SimulatorBehaviour(
+          latency: .milliseconds(simLatencyMs / 2) ... .milliseconds(simLatencyMs * 3 / 2),
+          declineRate: simDeclineRate, errorRate: simErrorRate,
+          timeoutDelay: .milliseconds(Int64(simTimeoutDelay * 1000))))
+      served.append(PaymentsSimulatorService(simulator: simulator))
       names.append("flashsale.v1.Payments")
     }
     health.set("", .serving)
@@ -165,7 +231,19 @@ struct ServeCommand: AsyncParsableCommand {
         authenticator: SharedTokenAuthenticator(token: token)),
       services: served, group: MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads), logger: logger)
     try await server.start()
-    printNow("listening on \(host):\(server.listeningPort ?? grpcPort)")
+    let port = server.listeningPort ?? grpcPort
+    printNow("listening on \(host):\(port)")
+    if roles.contains(.checkout) {
+      let target =
+        paymentsAddress.flatMap(RPCClientConfiguration.Target.init) ?? RPCClientConfiguration.Target(host: host, port: port)
+      var metadata = Metadata()
+      metadata[CallerIdentity.serviceTokenHeader] = token
+      paymentsChannel.connect(
+        RPCClient(
+          configuration: RPCClientConfiguration(
+            targets: [target], connectTimeout: .milliseconds(Int64(paymentsTimeout * 1000)),
+            defaultMetadata: metadata)))
+    }
     logger.info("serving", metadata: ["roles": "\(roles.map(\.rawValue).sorted())", "services": "\(names)"])
 
     services.insert(.init(service: server), at: 0)

@@ -1,6 +1,8 @@
 import ArgumentParser
+import FlashSaleCheckout
 import FlashSaleDomain
 import PostgresSaleStore
+import SQLiteCheckoutStore
 import SQLiteSaleStore
 
 /// Where the sale core's data lives, from `--store`: `sqlite:PATH` (the
@@ -35,6 +37,22 @@ enum StoreLocation: ExpressibleByArgument, CustomStringConvertible {
       return try SQLiteSaleStore(path: path)
     case .postgres(let url):
       return try await PostgresSaleStore.connect(url: url)
+    }
+  }
+
+  /// Whether the checkout's tables can live in this store yet.
+  var supportsCheckout: Bool {
+    if case .sqlite = self { return true }
+    return false
+  }
+
+  /// Opens the checkout's tables in the same database as the sale core.
+  func openCheckoutStore() throws -> any CheckoutStore {
+    switch self {
+    case .sqlite(let path):
+      return try SQLiteCheckoutStore(path: path)
+    case .postgres:
+      throw ValidationError("the checkout role does not run on PostgreSQL yet; use --store sqlite:PATH")
     }
   }
 }

@@ -1,4 +1,3 @@
-import Dispatch
 public import FlashSaleDomain
 import SQLiteSupport
 
@@ -9,14 +8,12 @@ import SQLiteSupport
 /// One connection does all the work on a serial queue (SQLite has one writer
 /// at a time); callers suspend meanwhile. Claims arrive in batches, one
 /// transaction and one fsync each.
-public final class SQLiteSaleStore: SaleStore, @unchecked Sendable {
-  // @unchecked: `database` is touched only on `queue`.
-  private let queue: DispatchQueue
-  private let database: SQLiteSaleDatabase
-  // A second connection, read only, on its own queue: point reads that must
-  // not wait behind a commit.
-  private let readQueue: DispatchQueue
-  private let reader: SQLiteSaleDatabase
+public final class SQLiteSaleStore: SaleStore, Sendable {
+  /// The writer: every write and most reads.
+  private let writer: SQLiteWorker<SQLiteSaleDatabase>
+  /// A second connection, read only: point reads that must not wait behind
+  /// a commit (WAL lets it read the last commit meanwhile).
+  private let reader: SQLiteWorker<SQLiteSaleDatabase>
   /// The file.
   public let path: String
 
@@ -27,26 +24,14 @@ public final class SQLiteSaleStore: SaleStore, @unchecked Sendable {
   ///   and change nothing, as on a full volume.
   public init(path: String, maximumFileSize: Int64? = nil) throws {
     self.path = path
-    self.queue = DispatchQueue(label: "flashsale.sqlite-store")
-    self.database = try SQLiteSaleDatabase(path: path, maximumFileSize: maximumFileSize)
-    self.readQueue = DispatchQueue(label: "flashsale.sqlite-store.reader")
-    self.reader = try SQLiteSaleDatabase(readerOf: path)
+    self.writer = SQLiteWorker(
+      try SQLiteSaleDatabase(path: path, maximumFileSize: maximumFileSize), label: "flashsale.sqlite-store")
+    self.reader = SQLiteWorker(try SQLiteSaleDatabase(readerOf: path), label: "flashsale.sqlite-store.reader")
   }
 
   /// Runs `body` on the writer's queue.
   private func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteSaleDatabase) throws -> T) async throws -> T {
-    try await Self.run(body, on: queue, with: database)
-  }
-
-  private static func run<T: Sendable>(
-    _ body: @escaping @Sendable (SQLiteSaleDatabase) throws -> T, on queue: DispatchQueue,
-    with database: SQLiteSaleDatabase
-  ) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-      queue.async {
-        continuation.resume(with: Result { try body(database) })
-      }
-    }
+    try await writer.run(body)
   }
 
   public func createSale(
@@ -100,14 +85,13 @@ public final class SQLiteSaleStore: SaleStore, @unchecked Sendable {
   }
 
   public func bookings(idempotencyKeys: [String]) async throws -> [String: Booking] {
-    try await Self.run(
-      { reader in
-        var found: [String: Booking] = [:]
-        for key in idempotencyKeys {
-          if let booking = try reader.booking(idempotencyKey: key) { found[key] = booking }
-        }
-        return found
-      }, on: readQueue, with: reader)
+    try await reader.run { reader in
+      var found: [String: Booking] = [:]
+      for key in idempotencyKeys {
+        if let booking = try reader.booking(idempotencyKey: key) { found[key] = booking }
+      }
+      return found
+    }
   }
 
   public func counts(_ saleID: SaleID) async throws -> UnitCounts {

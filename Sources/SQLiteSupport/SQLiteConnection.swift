@@ -95,6 +95,13 @@ public final class SQLiteConnection {
   public func query<T>(
     _ sql: String, _ arguments: SQLiteValue..., row: (SQLiteRow) throws -> T
   ) throws -> [T] {
+    try query(sql, arguments: arguments, row: row)
+  }
+
+  /// ``query(_:_:row:)`` with the arguments in an array.
+  public func query<T>(
+    _ sql: String, arguments: [SQLiteValue], row: (SQLiteRow) throws -> T
+  ) throws -> [T] {
     let statement = try statement(sql)
     try statement.bind(arguments)
     defer { statement.reset() }  // also when `row` throws: no read snapshot stays pinned
@@ -108,6 +115,13 @@ public final class SQLiteConnection {
   /// Runs `sql` with `arguments`; returns the first row mapped by `row`, if any.
   public func queryFirst<T>(
     _ sql: String, _ arguments: SQLiteValue..., row: (SQLiteRow) throws -> T
+  ) throws -> T? {
+    try queryFirst(sql, arguments: arguments, row: row)
+  }
+
+  /// ``queryFirst(_:_:row:)`` with the arguments in an array.
+  public func queryFirst<T>(
+    _ sql: String, arguments: [SQLiteValue], row: (SQLiteRow) throws -> T
   ) throws -> T? {
     let statement = try statement(sql)
     try statement.bind(arguments)

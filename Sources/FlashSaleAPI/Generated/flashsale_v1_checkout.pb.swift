@@ -95,6 +95,46 @@ public enum StepStatus: ProtoEnum {
   ]
 }
 
+/// The proto enum `flashsale.v1.OrderStatus`.
+public enum OrderStatus: ProtoEnum {
+  case unspecified
+  /// Created by a running checkout; not paid yet.
+  case pending
+  /// Paid and booked.
+  case completed
+  /// Undone by a compensation.
+  case cancelled
+  /// A value this version of the contract does not know (proto3 enums are open).
+  case unrecognized(Int32)
+
+  public init(rawValue: Int32) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .pending
+    case 2: self = .completed
+    case 3: self = .cancelled
+    default: self = .unrecognized(rawValue)
+    }
+  }
+
+  public var rawValue: Int32 {
+    switch self {
+    case .unspecified: return 0
+    case .pending: return 1
+    case .completed: return 2
+    case .cancelled: return 3
+    case .unrecognized(let value): return value
+    }
+  }
+
+  public static let protoValueNames: [Int32: String] = [
+    0: "ORDER_STATUS_UNSPECIFIED",
+    1: "ORDER_STATUS_PENDING",
+    2: "ORDER_STATUS_COMPLETED",
+    3: "ORDER_STATUS_CANCELLED",
+  ]
+}
+
 /// The proto enum `flashsale.v1.TransactionEventType`.
 public enum TransactionEventType: ProtoEnum {
   case unspecified
@@ -235,6 +275,101 @@ public struct CheckoutRecord: ProtoMessage {
     self.idempotencyKey = idempotencyKey
     self.createdAt = createdAt
     self.updatedAt = updatedAt
+  }
+}
+
+/// The proto message `flashsale.v1.Order`.
+public struct Order: ProtoMessage {
+  public static let protoMessageName = "flashsale.v1.Order"
+
+  public var orderID: String = ""
+  public var checkoutID: String = ""
+  public var bookingID: String = ""
+  public var saleID: String = ""
+  public var userID: String = ""
+  public var status: OrderStatus = .unspecified
+  public var amount: Money? = nil
+  public var paymentID: String = ""
+  public var createdAt: Google_Protobuf_Timestamp? = nil
+  public var updatedAt: Google_Protobuf_Timestamp? = nil
+
+  /// A message with every field at its default value.
+  public init() {}
+
+  /// A message with the given fields; the others keep their default value.
+  public init(
+    orderID: String = "",
+    checkoutID: String = "",
+    bookingID: String = "",
+    saleID: String = "",
+    userID: String = "",
+    status: OrderStatus = .unspecified,
+    amount: Money? = nil,
+    paymentID: String = "",
+    createdAt: Google_Protobuf_Timestamp? = nil,
+    updatedAt: Google_Protobuf_Timestamp? = nil
+  ) {
+    self.orderID = orderID
+    self.checkoutID = checkoutID
+    self.bookingID = bookingID
+    self.saleID = saleID
+    self.userID = userID
+    self.status = status
+    self.amount = amount
+    self.paymentID = paymentID
+    self.createdAt = createdAt
+    self.updatedAt = updatedAt
+  }
+}
+
+/// The proto message `flashsale.v1.ListOrdersRequest`.
+public struct ListOrdersRequest: ProtoMessage {
+  public static let protoMessageName = "flashsale.v1.ListOrdersRequest"
+
+  /// Empty: the calling user's orders. Another user's need the admin role.
+  public var userID: String = ""
+  /// Set: that sale's orders (admin role).
+  public var saleID: String = ""
+  /// At most this many (default 50, at most 500).
+  public var pageSize: Int32 = 0
+  /// From a previous response's next_page_token.
+  public var pageToken: String = ""
+
+  /// A message with every field at its default value.
+  public init() {}
+
+  /// A message with the given fields; the others keep their default value.
+  public init(
+    userID: String = "",
+    saleID: String = "",
+    pageSize: Int32 = 0,
+    pageToken: String = ""
+  ) {
+    self.userID = userID
+    self.saleID = saleID
+    self.pageSize = pageSize
+    self.pageToken = pageToken
+  }
+}
+
+/// The proto message `flashsale.v1.ListOrdersResponse`.
+public struct ListOrdersResponse: ProtoMessage {
+  public static let protoMessageName = "flashsale.v1.ListOrdersResponse"
+
+  public var orders: [Order] = []
+  /// Empty on the last page.
+  public var nextPageToken: String = ""
+
+  /// A message with every field at its default value.
+  public init() {}
+
+  /// A message with the given fields; the others keep their default value.
+  public init(
+    orders: [Order] = [],
+    nextPageToken: String = ""
+  ) {
+    self.orders = orders
+    self.nextPageToken = nextPageToken
   }
 }
 
@@ -469,6 +604,162 @@ extension CheckoutRecord: ProtoCMessageConvertible {
     c.pointee.idempotency_key = arena.cString(self.idempotencyKey)
     if let m = self.createdAt { c.pointee.created_at = m.cMessage(in: &arena) }
     if let m = self.updatedAt { c.pointee.updated_at = m.cMessage(in: &arena) }
+    return c
+  }
+}
+
+extension Order: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__Order.self, flashsale__v1__order__init)
+
+  public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__Order.self))
+    }
+    self = decoded
+  }
+
+  public func serialize(into buffer: inout [UInt8]) {
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
+  public var serializedSize: Int {
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
+  }
+
+  package init(cMessage c: UnsafePointer<Flashsale__V1__Order>) {
+    self.init()
+    self.orderID = ProtoC.string(c.pointee.order_id)
+    self.checkoutID = ProtoC.string(c.pointee.checkout_id)
+    self.bookingID = ProtoC.string(c.pointee.booking_id)
+    self.saleID = ProtoC.string(c.pointee.sale_id)
+    self.userID = ProtoC.string(c.pointee.user_id)
+    self.status = OrderStatus(rawValue: Int32(truncatingIfNeeded: c.pointee.status.rawValue))
+    if let m = c.pointee.amount { self.amount = Money(cMessage: m) }
+    self.paymentID = ProtoC.string(c.pointee.payment_id)
+    if let m = c.pointee.created_at { self.createdAt = Google_Protobuf_Timestamp(cMessage: m) }
+    if let m = c.pointee.updated_at { self.updatedAt = Google_Protobuf_Timestamp(cMessage: m) }
+  }
+
+  package func cMessage(in arena: inout ProtoArena) -> UnsafeMutablePointer<Flashsale__V1__Order> {
+    let c = arena.allocate(Flashsale__V1__Order.self)
+    flashsale__v1__order__init(c)
+    c.pointee.order_id = arena.cString(self.orderID)
+    c.pointee.checkout_id = arena.cString(self.checkoutID)
+    c.pointee.booking_id = arena.cString(self.bookingID)
+    c.pointee.sale_id = arena.cString(self.saleID)
+    c.pointee.user_id = arena.cString(self.userID)
+    c.pointee.status = Flashsale__V1__OrderStatus(rawValue: .init(truncatingIfNeeded: self.status.rawValue))
+    if let m = self.amount { c.pointee.amount = m.cMessage(in: &arena) }
+    c.pointee.payment_id = arena.cString(self.paymentID)
+    if let m = self.createdAt { c.pointee.created_at = m.cMessage(in: &arena) }
+    if let m = self.updatedAt { c.pointee.updated_at = m.cMessage(in: &arena) }
+    return c
+  }
+}
+
+extension ListOrdersRequest: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__ListOrdersRequest.self, flashsale__v1__list_orders_request__init)
+
+  public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__ListOrdersRequest.self))
+    }
+    self = decoded
+  }
+
+  public func serialize(into buffer: inout [UInt8]) {
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
+  public var serializedSize: Int {
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
+  }
+
+  package init(cMessage c: UnsafePointer<Flashsale__V1__ListOrdersRequest>) {
+    self.init()
+    self.userID = ProtoC.string(c.pointee.user_id)
+    self.saleID = ProtoC.string(c.pointee.sale_id)
+    self.pageSize = c.pointee.page_size
+    self.pageToken = ProtoC.string(c.pointee.page_token)
+  }
+
+  package func cMessage(in arena: inout ProtoArena) -> UnsafeMutablePointer<Flashsale__V1__ListOrdersRequest> {
+    let c = arena.allocate(Flashsale__V1__ListOrdersRequest.self)
+    flashsale__v1__list_orders_request__init(c)
+    c.pointee.user_id = arena.cString(self.userID)
+    c.pointee.sale_id = arena.cString(self.saleID)
+    c.pointee.page_size = self.pageSize
+    c.pointee.page_token = arena.cString(self.pageToken)
+    return c
+  }
+}
+
+extension ListOrdersResponse: ProtoCMessageConvertible {
+  /// The protobuf-c descriptor, looked up once.
+  nonisolated(unsafe) private static let cDescriptor = ProtoC.descriptor(Flashsale__V1__ListOrdersResponse.self, flashsale__v1__list_orders_response__init)
+
+  public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+    var decoded = Self()
+    try ProtoC.unpack(bytes, descriptor: Self.cDescriptor, messageName: Self.protoMessageName) {
+      decoded = Self(cMessage: $0.assumingMemoryBound(to: Flashsale__V1__ListOrdersResponse.self))
+    }
+    self = decoded
+  }
+
+  public func serialize(into buffer: inout [UInt8]) {
+    ProtoArena.with { arena in ProtoC.pack(self.cMessage(in: &arena), into: &buffer) }
+  }
+
+  public func framedBytes() -> [UInt8] {
+    var framed: [UInt8] = []
+    ProtoArena.with { arena in framed = ProtoC.packFramed(self.cMessage(in: &arena)) }
+    return framed
+  }
+
+  public var serializedSize: Int {
+    var size = 0
+    ProtoArena.with { arena in size = ProtoC.packedSize(self.cMessage(in: &arena)) }
+    return size
+  }
+
+  package init(cMessage c: UnsafePointer<Flashsale__V1__ListOrdersResponse>) {
+    self.init()
+    self.orders = (0..<c.pointee.n_orders).map { Order(cMessage: c.pointee.orders[$0]!) }
+    self.nextPageToken = ProtoC.string(c.pointee.next_page_token)
+  }
+
+  package func cMessage(in arena: inout ProtoArena) -> UnsafeMutablePointer<Flashsale__V1__ListOrdersResponse> {
+    let c = arena.allocate(Flashsale__V1__ListOrdersResponse.self)
+    flashsale__v1__list_orders_response__init(c)
+    if !self.orders.isEmpty {
+      let elements = arena.allocate(UnsafeMutablePointer<Flashsale__V1__Order>?.self, count: self.orders.count)
+      for (i, element) in self.orders.enumerated() {
+        elements[i] = element.cMessage(in: &arena)
+      }
+      c.pointee.n_orders = self.orders.count
+      c.pointee.orders = elements
+    }
+    c.pointee.next_page_token = arena.cString(self.nextPageToken)
     return c
   }
 }

@@ -19,8 +19,10 @@ public enum Checkout {
     public static let getCheckout = MethodDescriptor(service: "flashsale.v1.Checkout", method: "GetCheckout", kind: .unary)
     /// `WatchTransactions`: serverStreaming, `flashsale.v1.WatchTransactionsRequest` -> `flashsale.v1.TransactionEvent`.
     public static let watchTransactions = MethodDescriptor(service: "flashsale.v1.Checkout", method: "WatchTransactions", kind: .serverStreaming)
+    /// `ListOrders`: unary, `flashsale.v1.ListOrdersRequest` -> `flashsale.v1.ListOrdersResponse`.
+    public static let listOrders = MethodDescriptor(service: "flashsale.v1.Checkout", method: "ListOrders", kind: .unary)
     /// Every method, in declaration order.
-    public static let all: [MethodDescriptor] = [startCheckout, getCheckout, watchTransactions]
+    public static let all: [MethodDescriptor] = [startCheckout, getCheckout, watchTransactions, listOrders]
   }
 
   /// What a server implements to serve `flashsale.v1.Checkout`: one function per method.
@@ -33,6 +35,8 @@ public enum Checkout {
     func getCheckout(_ request: GetCheckoutRequest, context: ServerContext) -> Reply<CheckoutRecord>
     /// Streams transaction events in commit order from an offset, then live.
     func watchTransactions(_ request: WatchTransactionsRequest, responses: ResponseWriter<TransactionEvent>, context: ServerContext) async throws
+    /// Lists orders, newest first: the caller's own, or (admin) a user's or a sale's.
+    func listOrders(_ request: ListOrdersRequest, context: ServerContext) -> Reply<ListOrdersResponse>
   }
 
   /// A typed client of `flashsale.v1.Checkout` over any ``RPCChannel``.
@@ -71,6 +75,15 @@ public enum Checkout {
     ) async throws(RPCError) -> ClientResponseStream<TransactionEvent> {
       try await self.channel.serverStreaming(Method.watchTransactions, request: request, metadata: metadata, options: options, responseType: TransactionEvent.self)
     }
+
+    /// Lists orders, newest first: the caller's own, or (admin) a user's or a sale's.
+    public func listOrders(
+      _ request: ListOrdersRequest,
+      metadata: Metadata = [:],
+      options: CallOptions = .defaults
+    ) async throws(RPCError) -> ListOrdersResponse {
+      try await self.channel.unary(Method.listOrders, request: request, metadata: metadata, options: options, responseType: ListOrdersResponse.self).message
+    }
   }
 }
 
@@ -81,6 +94,7 @@ extension Checkout.ServiceProtocol {
       MethodRoute.unary(Checkout.Method.startCheckout, StartCheckoutRequest.self) { self.startCheckout($0, context: $1) },
       MethodRoute.unary(Checkout.Method.getCheckout, GetCheckoutRequest.self) { self.getCheckout($0, context: $1) },
       MethodRoute.serverStreaming(Checkout.Method.watchTransactions, WatchTransactionsRequest.self, TransactionEvent.self) { try await self.watchTransactions($0, responses: $1, context: $2) },
+      MethodRoute.unary(Checkout.Method.listOrders, ListOrdersRequest.self) { self.listOrders($0, context: $1) },
     ]
   }
 }

@@ -97,6 +97,141 @@ void   flashsale__v1__checkout_record__free_unpacked
   assert(message->base.descriptor == &flashsale__v1__checkout_record__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   flashsale__v1__order__init
+                     (Flashsale__V1__Order         *message)
+{
+  static const Flashsale__V1__Order init_value = FLASHSALE__V1__ORDER__INIT;
+  *message = init_value;
+}
+size_t flashsale__v1__order__get_packed_size
+                     (const Flashsale__V1__Order *message)
+{
+  assert(message->base.descriptor == &flashsale__v1__order__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t flashsale__v1__order__pack
+                     (const Flashsale__V1__Order *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &flashsale__v1__order__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t flashsale__v1__order__pack_to_buffer
+                     (const Flashsale__V1__Order *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &flashsale__v1__order__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Flashsale__V1__Order *
+       flashsale__v1__order__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Flashsale__V1__Order *)
+     protobuf_c_message_unpack (&flashsale__v1__order__descriptor,
+                                allocator, len, data);
+}
+void   flashsale__v1__order__free_unpacked
+                     (Flashsale__V1__Order *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &flashsale__v1__order__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   flashsale__v1__list_orders_request__init
+                     (Flashsale__V1__ListOrdersRequest         *message)
+{
+  static const Flashsale__V1__ListOrdersRequest init_value = FLASHSALE__V1__LIST_ORDERS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t flashsale__v1__list_orders_request__get_packed_size
+                     (const Flashsale__V1__ListOrdersRequest *message)
+{
+  assert(message->base.descriptor == &flashsale__v1__list_orders_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t flashsale__v1__list_orders_request__pack
+                     (const Flashsale__V1__ListOrdersRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &flashsale__v1__list_orders_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t flashsale__v1__list_orders_request__pack_to_buffer
+                     (const Flashsale__V1__ListOrdersRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &flashsale__v1__list_orders_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Flashsale__V1__ListOrdersRequest *
+       flashsale__v1__list_orders_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Flashsale__V1__ListOrdersRequest *)
+     protobuf_c_message_unpack (&flashsale__v1__list_orders_request__descriptor,
+                                allocator, len, data);
+}
+void   flashsale__v1__list_orders_request__free_unpacked
+                     (Flashsale__V1__ListOrdersRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &flashsale__v1__list_orders_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   flashsale__v1__list_orders_response__init
+                     (Flashsale__V1__ListOrdersResponse         *message)
+{
+  static const Flashsale__V1__ListOrdersResponse init_value = FLASHSALE__V1__LIST_ORDERS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t flashsale__v1__list_orders_response__get_packed_size
+                     (const Flashsale__V1__ListOrdersResponse *message)
+{
+  assert(message->base.descriptor == &flashsale__v1__list_orders_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t flashsale__v1__list_orders_response__pack
+                     (const Flashsale__V1__ListOrdersResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &flashsale__v1__list_orders_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t flashsale__v1__list_orders_response__pack_to_buffer
+                     (const Flashsale__V1__ListOrdersResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &flashsale__v1__list_orders_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Flashsale__V1__ListOrdersResponse *
+       flashsale__v1__list_orders_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Flashsale__V1__ListOrdersResponse *)
+     protobuf_c_message_unpack (&flashsale__v1__list_orders_response__descriptor,
+                                allocator, len, data);
+}
+void   flashsale__v1__list_orders_response__free_unpacked
+                     (Flashsale__V1__ListOrdersResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &flashsale__v1__list_orders_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   flashsale__v1__start_checkout_request__init
                      (Flashsale__V1__StartCheckoutRequest         *message)
 {
@@ -574,6 +709,289 @@ const ProtobufCMessageDescriptor flashsale__v1__checkout_record__descriptor =
   (ProtobufCMessageInit) flashsale__v1__checkout_record__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor flashsale__v1__order__field_descriptors[10] =
+{
+  {
+    "order_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__Order, order_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "checkout_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__Order, checkout_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "booking_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__Order, booking_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sale_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__Order, sale_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__Order, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__Order, status),
+    &flashsale__v1__order_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "amount",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__Order, amount),
+    &flashsale__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payment_id",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__Order, payment_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__Order, created_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated_at",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__Order, updated_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned flashsale__v1__order__field_indices_by_name[] = {
+  6,   /* field[6] = amount */
+  2,   /* field[2] = booking_id */
+  1,   /* field[1] = checkout_id */
+  8,   /* field[8] = created_at */
+  0,   /* field[0] = order_id */
+  7,   /* field[7] = payment_id */
+  3,   /* field[3] = sale_id */
+  5,   /* field[5] = status */
+  9,   /* field[9] = updated_at */
+  4,   /* field[4] = user_id */
+};
+static const ProtobufCIntRange flashsale__v1__order__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor flashsale__v1__order__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "flashsale.v1.Order",
+  "Order",
+  "Flashsale__V1__Order",
+  "flashsale.v1",
+  sizeof(Flashsale__V1__Order),
+  10,
+  flashsale__v1__order__field_descriptors,
+  flashsale__v1__order__field_indices_by_name,
+  1,  flashsale__v1__order__number_ranges,
+  (ProtobufCMessageInit) flashsale__v1__order__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor flashsale__v1__list_orders_request__field_descriptors[4] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__ListOrdersRequest, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sale_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__ListOrdersRequest, sale_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__ListOrdersRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__ListOrdersRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned flashsale__v1__list_orders_request__field_indices_by_name[] = {
+  2,   /* field[2] = page_size */
+  3,   /* field[3] = page_token */
+  1,   /* field[1] = sale_id */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange flashsale__v1__list_orders_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor flashsale__v1__list_orders_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "flashsale.v1.ListOrdersRequest",
+  "ListOrdersRequest",
+  "Flashsale__V1__ListOrdersRequest",
+  "flashsale.v1",
+  sizeof(Flashsale__V1__ListOrdersRequest),
+  4,
+  flashsale__v1__list_orders_request__field_descriptors,
+  flashsale__v1__list_orders_request__field_indices_by_name,
+  1,  flashsale__v1__list_orders_request__number_ranges,
+  (ProtobufCMessageInit) flashsale__v1__list_orders_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor flashsale__v1__list_orders_response__field_descriptors[2] =
+{
+  {
+    "orders",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Flashsale__V1__ListOrdersResponse, n_orders),
+    offsetof(Flashsale__V1__ListOrdersResponse, orders),
+    &flashsale__v1__order__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Flashsale__V1__ListOrdersResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned flashsale__v1__list_orders_response__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
+  0,   /* field[0] = orders */
+};
+static const ProtobufCIntRange flashsale__v1__list_orders_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor flashsale__v1__list_orders_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "flashsale.v1.ListOrdersResponse",
+  "ListOrdersResponse",
+  "Flashsale__V1__ListOrdersResponse",
+  "flashsale.v1",
+  sizeof(Flashsale__V1__ListOrdersResponse),
+  2,
+  flashsale__v1__list_orders_response__field_descriptors,
+  flashsale__v1__list_orders_response__field_indices_by_name,
+  1,  flashsale__v1__list_orders_response__number_ranges,
+  (ProtobufCMessageInit) flashsale__v1__list_orders_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor flashsale__v1__start_checkout_request__field_descriptors[4] =
 {
   {
@@ -963,6 +1381,38 @@ const ProtobufCEnumDescriptor flashsale__v1__step_status__descriptor =
   flashsale__v1__step_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
+static const ProtobufCEnumValue flashsale__v1__order_status__enum_values_by_number[4] =
+{
+  { "ORDER_STATUS_UNSPECIFIED", "FLASHSALE__V1__ORDER_STATUS__ORDER_STATUS_UNSPECIFIED", 0 },
+  { "ORDER_STATUS_PENDING", "FLASHSALE__V1__ORDER_STATUS__ORDER_STATUS_PENDING", 1 },
+  { "ORDER_STATUS_COMPLETED", "FLASHSALE__V1__ORDER_STATUS__ORDER_STATUS_COMPLETED", 2 },
+  { "ORDER_STATUS_CANCELLED", "FLASHSALE__V1__ORDER_STATUS__ORDER_STATUS_CANCELLED", 3 },
+};
+static const ProtobufCIntRange flashsale__v1__order_status__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex flashsale__v1__order_status__enum_values_by_name[4] =
+{
+  { "ORDER_STATUS_CANCELLED", 3 },
+  { "ORDER_STATUS_COMPLETED", 2 },
+  { "ORDER_STATUS_PENDING", 1 },
+  { "ORDER_STATUS_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor flashsale__v1__order_status__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "flashsale.v1.OrderStatus",
+  "OrderStatus",
+  "Flashsale__V1__OrderStatus",
+  "flashsale.v1",
+  4,
+  flashsale__v1__order_status__enum_values_by_number,
+  4,
+  flashsale__v1__order_status__enum_values_by_name,
+  1,
+  flashsale__v1__order_status__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
 static const ProtobufCEnumValue flashsale__v1__transaction_event_type__enum_values_by_number[9] =
 {
   { "TRANSACTION_EVENT_TYPE_UNSPECIFIED", "FLASHSALE__V1__TRANSACTION_EVENT_TYPE__TRANSACTION_EVENT_TYPE_UNSPECIFIED", 0 },
@@ -1005,14 +1455,16 @@ const ProtobufCEnumDescriptor flashsale__v1__transaction_event_type__descriptor 
   flashsale__v1__transaction_event_type__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor flashsale__v1__checkout__method_descriptors[3] =
+static const ProtobufCMethodDescriptor flashsale__v1__checkout__method_descriptors[4] =
 {
   { "StartCheckout", &flashsale__v1__start_checkout_request__descriptor, &flashsale__v1__checkout_record__descriptor },
   { "GetCheckout", &flashsale__v1__get_checkout_request__descriptor, &flashsale__v1__checkout_record__descriptor },
   { "WatchTransactions", &flashsale__v1__watch_transactions_request__descriptor, &flashsale__v1__transaction_event__descriptor },
+  { "ListOrders", &flashsale__v1__list_orders_request__descriptor, &flashsale__v1__list_orders_response__descriptor },
 };
 const unsigned flashsale__v1__checkout__method_indices_by_name[] = {
   1,        /* GetCheckout */
+  3,        /* ListOrders */
   0,        /* StartCheckout */
   2         /* WatchTransactions */
 };
@@ -1023,7 +1475,7 @@ const ProtobufCServiceDescriptor flashsale__v1__checkout__descriptor =
   "Checkout",
   "Flashsale__V1__Checkout",
   "flashsale.v1",
-  3,
+  4,
   flashsale__v1__checkout__method_descriptors,
   flashsale__v1__checkout__method_indices_by_name
 };
@@ -1050,6 +1502,14 @@ void flashsale__v1__checkout__watch_transactions(ProtobufCService *service,
 {
   assert(service->descriptor == &flashsale__v1__checkout__descriptor);
   service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void flashsale__v1__checkout__list_orders(ProtobufCService *service,
+                                          const Flashsale__V1__ListOrdersRequest *input,
+                                          Flashsale__V1__ListOrdersResponse_Closure closure,
+                                          void *closure_data)
+{
+  assert(service->descriptor == &flashsale__v1__checkout__descriptor);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void flashsale__v1__checkout__init (Flashsale__V1__Checkout_Service *service,
                                     Flashsale__V1__Checkout_ServiceDestroy destroy)

@@ -19,6 +19,9 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Flashsale__V1__CheckoutStep Flashsale__V1__CheckoutStep;
 typedef struct Flashsale__V1__CheckoutRecord Flashsale__V1__CheckoutRecord;
+typedef struct Flashsale__V1__Order Flashsale__V1__Order;
+typedef struct Flashsale__V1__ListOrdersRequest Flashsale__V1__ListOrdersRequest;
+typedef struct Flashsale__V1__ListOrdersResponse Flashsale__V1__ListOrdersResponse;
 typedef struct Flashsale__V1__StartCheckoutRequest Flashsale__V1__StartCheckoutRequest;
 typedef struct Flashsale__V1__GetCheckoutRequest Flashsale__V1__GetCheckoutRequest;
 typedef struct Flashsale__V1__WatchTransactionsRequest Flashsale__V1__WatchTransactionsRequest;
@@ -55,6 +58,22 @@ typedef enum _Flashsale__V1__StepStatus {
   FLASHSALE__V1__STEP_STATUS__STEP_STATUS_COMPENSATED = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(FLASHSALE__V1__STEP_STATUS)
 } Flashsale__V1__StepStatus;
+typedef enum _Flashsale__V1__OrderStatus {
+  FLASHSALE__V1__ORDER_STATUS__ORDER_STATUS_UNSPECIFIED = 0,
+  /*
+   * Created by a running checkout; not paid yet.
+   */
+  FLASHSALE__V1__ORDER_STATUS__ORDER_STATUS_PENDING = 1,
+  /*
+   * Paid and booked.
+   */
+  FLASHSALE__V1__ORDER_STATUS__ORDER_STATUS_COMPLETED = 2,
+  /*
+   * Undone by a compensation.
+   */
+  FLASHSALE__V1__ORDER_STATUS__ORDER_STATUS_CANCELLED = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(FLASHSALE__V1__ORDER_STATUS)
+} Flashsale__V1__OrderStatus;
 typedef enum _Flashsale__V1__TransactionEventType {
   FLASHSALE__V1__TRANSACTION_EVENT_TYPE__TRANSACTION_EVENT_TYPE_UNSPECIFIED = 0,
   FLASHSALE__V1__TRANSACTION_EVENT_TYPE__TRANSACTION_EVENT_TYPE_ORDER_CREATED = 1,
@@ -112,6 +131,65 @@ struct  Flashsale__V1__CheckoutRecord
 #define FLASHSALE__V1__CHECKOUT_RECORD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__checkout_record__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, FLASHSALE__V1__CHECKOUT_STATE__CHECKOUT_STATE_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL }
+
+
+struct  Flashsale__V1__Order
+{
+  ProtobufCMessage base;
+  char *order_id;
+  char *checkout_id;
+  char *booking_id;
+  char *sale_id;
+  char *user_id;
+  Flashsale__V1__OrderStatus status;
+  Flashsale__V1__Money *amount;
+  char *payment_id;
+  Google__Protobuf__Timestamp *created_at;
+  Google__Protobuf__Timestamp *updated_at;
+};
+#define FLASHSALE__V1__ORDER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__order__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, FLASHSALE__V1__ORDER_STATUS__ORDER_STATUS_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, NULL, NULL }
+
+
+struct  Flashsale__V1__ListOrdersRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Empty: the calling user's orders. Another user's need the admin role.
+   */
+  char *user_id;
+  /*
+   * Set: that sale's orders (admin role).
+   */
+  char *sale_id;
+  /*
+   * At most this many (default 50, at most 500).
+   */
+  int32_t page_size;
+  /*
+   * From a previous response's next_page_token.
+   */
+  char *page_token;
+};
+#define FLASHSALE__V1__LIST_ORDERS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__list_orders_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Flashsale__V1__ListOrdersResponse
+{
+  ProtobufCMessage base;
+  size_t n_orders;
+  Flashsale__V1__Order **orders;
+  /*
+   * Empty on the last page.
+   */
+  char *next_page_token;
+};
+#define FLASHSALE__V1__LIST_ORDERS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&flashsale__v1__list_orders_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
 
 
 struct  Flashsale__V1__StartCheckoutRequest
@@ -215,6 +293,63 @@ Flashsale__V1__CheckoutRecord *
 void   flashsale__v1__checkout_record__free_unpacked
                      (Flashsale__V1__CheckoutRecord *message,
                       ProtobufCAllocator *allocator);
+/* Flashsale__V1__Order methods */
+void   flashsale__v1__order__init
+                     (Flashsale__V1__Order         *message);
+size_t flashsale__v1__order__get_packed_size
+                     (const Flashsale__V1__Order   *message);
+size_t flashsale__v1__order__pack
+                     (const Flashsale__V1__Order   *message,
+                      uint8_t             *out);
+size_t flashsale__v1__order__pack_to_buffer
+                     (const Flashsale__V1__Order   *message,
+                      ProtobufCBuffer     *buffer);
+Flashsale__V1__Order *
+       flashsale__v1__order__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   flashsale__v1__order__free_unpacked
+                     (Flashsale__V1__Order *message,
+                      ProtobufCAllocator *allocator);
+/* Flashsale__V1__ListOrdersRequest methods */
+void   flashsale__v1__list_orders_request__init
+                     (Flashsale__V1__ListOrdersRequest         *message);
+size_t flashsale__v1__list_orders_request__get_packed_size
+                     (const Flashsale__V1__ListOrdersRequest   *message);
+size_t flashsale__v1__list_orders_request__pack
+                     (const Flashsale__V1__ListOrdersRequest   *message,
+                      uint8_t             *out);
+size_t flashsale__v1__list_orders_request__pack_to_buffer
+                     (const Flashsale__V1__ListOrdersRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Flashsale__V1__ListOrdersRequest *
+       flashsale__v1__list_orders_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   flashsale__v1__list_orders_request__free_unpacked
+                     (Flashsale__V1__ListOrdersRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Flashsale__V1__ListOrdersResponse methods */
+void   flashsale__v1__list_orders_response__init
+                     (Flashsale__V1__ListOrdersResponse         *message);
+size_t flashsale__v1__list_orders_response__get_packed_size
+                     (const Flashsale__V1__ListOrdersResponse   *message);
+size_t flashsale__v1__list_orders_response__pack
+                     (const Flashsale__V1__ListOrdersResponse   *message,
+                      uint8_t             *out);
+size_t flashsale__v1__list_orders_response__pack_to_buffer
+                     (const Flashsale__V1__ListOrdersResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Flashsale__V1__ListOrdersResponse *
+       flashsale__v1__list_orders_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   flashsale__v1__list_orders_response__free_unpacked
+                     (Flashsale__V1__ListOrdersResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Flashsale__V1__StartCheckoutRequest methods */
 void   flashsale__v1__start_checkout_request__init
                      (Flashsale__V1__StartCheckoutRequest         *message);
@@ -299,6 +434,15 @@ typedef void (*Flashsale__V1__CheckoutStep_Closure)
 typedef void (*Flashsale__V1__CheckoutRecord_Closure)
                  (const Flashsale__V1__CheckoutRecord *message,
                   void *closure_data);
+typedef void (*Flashsale__V1__Order_Closure)
+                 (const Flashsale__V1__Order *message,
+                  void *closure_data);
+typedef void (*Flashsale__V1__ListOrdersRequest_Closure)
+                 (const Flashsale__V1__ListOrdersRequest *message,
+                  void *closure_data);
+typedef void (*Flashsale__V1__ListOrdersResponse_Closure)
+                 (const Flashsale__V1__ListOrdersResponse *message,
+                  void *closure_data);
 typedef void (*Flashsale__V1__StartCheckoutRequest_Closure)
                  (const Flashsale__V1__StartCheckoutRequest *message,
                   void *closure_data);
@@ -330,6 +474,10 @@ struct Flashsale__V1__Checkout_Service
                              const Flashsale__V1__WatchTransactionsRequest *input,
                              Flashsale__V1__TransactionEvent_Closure closure,
                              void *closure_data);
+  void (*list_orders)(Flashsale__V1__Checkout_Service *service,
+                      const Flashsale__V1__ListOrdersRequest *input,
+                      Flashsale__V1__ListOrdersResponse_Closure closure,
+                      void *closure_data);
 };
 typedef void (*Flashsale__V1__Checkout_ServiceDestroy)(Flashsale__V1__Checkout_Service *);
 void flashsale__v1__checkout__init (Flashsale__V1__Checkout_Service *service,
@@ -340,7 +488,8 @@ void flashsale__v1__checkout__init (Flashsale__V1__Checkout_Service *service,
     { FLASHSALE__V1__CHECKOUT__BASE_INIT,\
       function_prefix__ ## start_checkout,\
       function_prefix__ ## get_checkout,\
-      function_prefix__ ## watch_transactions  }
+      function_prefix__ ## watch_transactions,\
+      function_prefix__ ## list_orders  }
 void flashsale__v1__checkout__start_checkout(ProtobufCService *service,
                                              const Flashsale__V1__StartCheckoutRequest *input,
                                              Flashsale__V1__CheckoutRecord_Closure closure,
@@ -353,14 +502,22 @@ void flashsale__v1__checkout__watch_transactions(ProtobufCService *service,
                                                  const Flashsale__V1__WatchTransactionsRequest *input,
                                                  Flashsale__V1__TransactionEvent_Closure closure,
                                                  void *closure_data);
+void flashsale__v1__checkout__list_orders(ProtobufCService *service,
+                                          const Flashsale__V1__ListOrdersRequest *input,
+                                          Flashsale__V1__ListOrdersResponse_Closure closure,
+                                          void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    flashsale__v1__checkout_state__descriptor;
 extern const ProtobufCEnumDescriptor    flashsale__v1__step_status__descriptor;
+extern const ProtobufCEnumDescriptor    flashsale__v1__order_status__descriptor;
 extern const ProtobufCEnumDescriptor    flashsale__v1__transaction_event_type__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__checkout_step__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__checkout_record__descriptor;
+extern const ProtobufCMessageDescriptor flashsale__v1__order__descriptor;
+extern const ProtobufCMessageDescriptor flashsale__v1__list_orders_request__descriptor;
+extern const ProtobufCMessageDescriptor flashsale__v1__list_orders_response__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__start_checkout_request__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__get_checkout_request__descriptor;
 extern const ProtobufCMessageDescriptor flashsale__v1__watch_transactions_request__descriptor;
