@@ -97,19 +97,21 @@ def test_identity_needs_the_service_token(serve):
 
 
 def test_rich_error_details_are_readable_by_grpcio(serve):
-    # Checkout is not built yet (issue 5): its placeholder answers with details.
     with channel(serve) as ch:
         stub = checkout_grpc.CheckoutStub(ch)
         with pytest.raises(grpc.RpcError) as error:
             stub.StartCheckout(checkout_pb2.StartCheckoutRequest(), metadata=(
                 ("x-flashsale-service-token", TOKEN), ("x-flashsale-user-id", "u1")), timeout=5)
-        assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error.value.details() == "booking_id: must not be empty"
         status = rpc_status.from_call(error.value)
-        assert status is not None and status.code == grpc.StatusCode.UNIMPLEMENTED.value[0]
+        assert status is not None and status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
         info = error_details_pb2.ErrorInfo()
         assert status.details[0].Unpack(info)
-        assert info.reason == "NOT_IMPLEMENTED" and info.domain == "flashsale.v1"
-        assert info.metadata["method"] == "/flashsale.v1.Checkout/StartCheckout"
+        assert info.reason == "INVALID_ARGUMENT" and info.domain == "flashsale.v1"
+        bad = error_details_pb2.BadRequest()
+        assert status.details[1].Unpack(bad)
+        assert bad.field_violations[0].field == "booking_id"
 
 
 def test_oversized_request_is_resource_exhausted(serve):

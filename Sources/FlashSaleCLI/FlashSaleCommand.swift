@@ -6,5 +6,5 @@ struct FlashSaleCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "flashsale",
     abstract: "The flash-sale platform: gRPC services for inventory, booking, checkout and a payment simulator.",
-    subcommands: [ServeCommand.self, AuditCommand.self])
+    subcommands: [ServeCommand.self, AuditCommand.self, ReconcileCommand.self])
 }

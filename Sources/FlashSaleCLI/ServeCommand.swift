@@ -63,8 +63,8 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "Where sales and bookings are stored: sqlite:PATH (embedded, one process) or postgres://USER@HOST:PORT/DB.")
   var store: StoreLocation = .sqlite(path: "flashsale.db")
 
-  @Option(help: "The payment simulator's own records (payments-sim role): an SQLite file.")
-  var paymentsStore: String = "payments-sim.db"
+  @Option(help: "The payment simulator's own records (payments-sim role): an SQLite file. Default: payments-sim.db beside an SQLite --store, else in the working directory.")
+  var paymentsStore: String?
 
   @Option(help: "Payment simulator: each call waits about this long (uniformly from half to one and a half times).")
   var simLatencyMs: Int = 0
@@ -213,7 +213,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
     if roles.contains(.paymentsSim) {
       let simulator = try PaymentSimulator(
-        path: paymentsStore,
+        path: paymentsStore ?? store.sibling("payments-sim.db"),
         behaviour: SimulatorBehaviour(
           latency: .milliseconds(simLatencyMs / 2) ... .milliseconds(simLatencyMs * 3 / 2),
           declineRate: simDeclineRate, errorRate: simErrorRate,

@@ -40,6 +40,12 @@ enum StoreLocation: ExpressibleByArgument, CustomStringConvertible {
     }
   }
 
+  /// A file named `name` beside an SQLite store's file (else in the working directory).
+  func sibling(_ name: String) -> String {
+    guard case .sqlite(let path) = self, let slash = path.lastIndex(of: "/") else { return name }
+    return String(path[...slash]) + name
+  }
+
   /// Whether the checkout's tables can live in this store yet.
   var supportsCheckout: Bool {
     if case .sqlite = self { return true }

@@ -1,3 +1,4 @@
+import FlashSaleCheckout
 import FlashSaleDomain
 import RPCCore
 import StandardProtos
@@ -14,8 +15,8 @@ enum DomainErrorMapping {
   static func code(for reason: DomainError.Reason) -> StatusCode {
     switch reason {
     case .soldOut, .soldOutForNow: .resourceExhausted
-    case .limitReached: .alreadyExists
-    case .saleNotFound, .bookingNotFound: .notFound
+    case .limitReached, .checkoutExists: .alreadyExists
+    case .saleNotFound, .bookingNotFound, .checkoutNotFound: .notFound
     case .invalidArgument, .idempotencyKeyReused: .invalidArgument
     case .saleNotStarted, .saleEnded, .salePaused, .holdExpired, .staleFencingToken, .bookingReleased,
       .bookingConfirmed:
