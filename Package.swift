@@ -108,7 +108,7 @@ let package = Package(
       name: "FlashSaleCLI",
       dependencies: [
         "FlashSaleServer", "FlashSaleDomain", "SQLiteSaleStore", "PostgresSaleStore", "RPCHTTP2", "RPCCore", "CommandLineSupport",
-        "FlashSaleCheckout", "SQLiteCheckoutStore", "PaymentSimulator", "FlashSaleAPI",
+        "FlashSaleCheckout", "SQLiteCheckoutStore", "PostgresCheckoutStore", "PaymentSimulator", "FlashSaleAPI",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -148,9 +148,25 @@ let package = Package(
     .target(
       name: "SQLiteSaleStore", dependencies: ["FlashSaleDomain", "SQLiteSupport"], swiftSettings: swiftSettings),
     .target(
-      name: "PostgresSaleStore",
+      name: "PostgresSupport",
       dependencies: [
         "FlashSaleDomain",
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings),
+    .target(
+      name: "PostgresCheckoutStore",
+      dependencies: [
+        "FlashSaleCheckout", "FlashSaleDomain", "PostgresSupport",
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings),
+    .target(
+      name: "PostgresSaleStore",
+      dependencies: [
+        "FlashSaleDomain", "PostgresSupport",
         .product(name: "PostgresNIO", package: "postgres-nio"),
         .product(name: "Logging", package: "swift-log"),
       ],

@@ -42,8 +42,9 @@ class Deployment:
     """The payment simulator and the platform (inventory, booking, checkout) as
     two processes on one SQLite store; the platform restartable."""
 
-    def __init__(self, tmp_path, sim_latency_ms=0):
-        self.store = tmp_path / "sales.db"
+    def __init__(self, tmp_path, sim_latency_ms=0, store=None):
+        self.store = store or tmp_path / "sales.db"
+        self.store_flag = store or f"sqlite:{self.store}"
         self.payments_store = tmp_path / "payments.db"
         self.simulator = Process([binary("flashsale"), "serve", "--grpc-port", "0", "--role", "payments-sim",
                                   "--payments-store", str(self.payments_store), "--service-token", TOKEN,
@@ -53,12 +54,14 @@ class Deployment:
         self.platform = None
         self.start()
 
+    def platform_args(self):
+        return [binary("flashsale"), "serve", "--grpc-port", "0", "--store", self.store_flag,
+                "--role", "inventory", "--role", "booking", "--role", "checkout",
+                "--payments-address", f"127.0.0.1:{self.simulator.port}",
+                "--payments-timeout", "0.8", "--payments-attempts", "2", "--service-token", TOKEN]
+
     def start(self):
-        self.platform = Process([binary("flashsale"), "serve", "--grpc-port", "0", "--store", f"sqlite:{self.store}",
-                                 "--role", "inventory", "--role", "booking", "--role", "checkout",
-                                 "--payments-address", f"127.0.0.1:{self.simulator.port}",
-                                 "--payments-timeout", "0.8", "--payments-attempts", "2",
-                                 "--service-token", TOKEN])
+        self.platform = Process(self.platform_args())
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.platform.port}")
         self.inventory = inventory_grpc.InventoryStub(self.channel)
         self.booking = booking_grpc.BookingStub(self.channel)
@@ -141,7 +144,7 @@ class Deployment:
             time.sleep(0.05)
 
     def reconcile(self, sale):
-        return subprocess.run([binary("flashsale"), "reconcile", "--store", f"sqlite:{self.store}",
+        return subprocess.run([binary("flashsale"), "reconcile", "--store", self.store_flag,
                                "--payments-store", str(self.payments_store), "--sale", sale.sale_id],
                               capture_output=True, text=True, timeout=60)
 

@@ -41,7 +41,7 @@ struct ReconcileCommand: AsyncParsableCommand {
       }
       let records = SimulatorRecords(
         simulator: try PaymentSimulator(path: paymentsStore ?? store.sibling("payments-sim.db")))
-      report = try await Reconciler(store: try store.openCheckoutStore(), bookings: sales, provider: records)
+      report = try await Reconciler(store: try await store.openCheckoutStore(), bookings: sales, provider: records)
         .reconcile(SaleID(sale))
     } catch let exit as ExitCode {
       throw exit

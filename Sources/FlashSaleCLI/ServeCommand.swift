@@ -137,13 +137,8 @@ struct ServeCommand: AsyncParsableCommand {
       throw ValidationError("--sim-timeout-delay, --payments-timeout and --checkout-wait must be positive")
     }
     guard paymentsAttempts >= 1 else { throw ValidationError("--payments-attempts must be at least 1") }
-    if roles.contains(.checkout) {
-      if !store.supportsCheckout {
-        throw ValidationError("the checkout role does not run on PostgreSQL yet; use --store sqlite:PATH")
-      }
-      if !roles.contains(.paymentsSim), paymentsAddress == nil {
-        throw ValidationError("the checkout role needs --payments-address when payments-sim does not run here")
-      }
+    if roles.contains(.checkout), !roles.contains(.paymentsSim), paymentsAddress == nil {
+      throw ValidationError("the checkout role needs --payments-address when payments-sim does not run here")
     }
   }
 
@@ -174,14 +169,7 @@ struct ServeCommand: AsyncParsableCommand {
       logger.warning("no service token configured; generated one for this run", metadata: ["token": "\(token)"])
     }
 
-    var roles = Set(self.roles)
-    if roles.isEmpty {
-      roles = Set(Role.allCases)
-      if !store.supportsCheckout {
-        roles.remove(.checkout)
-        logger.warning("the checkout role does not run on PostgreSQL yet: serving without it")
-      }
-    }
+    let roles = Set(self.roles.isEmpty ? Role.allCases : self.roles)
     let health = HealthRegistry()
     var served: [any RPCService] = [HealthService(registry: health)]
     var names: [String] = []
@@ -201,7 +189,7 @@ struct ServeCommand: AsyncParsableCommand {
       }
       if roles.contains(.checkout) {
         let saga = CheckoutSaga(
-          store: try store.openCheckoutStore(), bookings: core,
+          store: try await store.openCheckoutStore(), bookings: core,
           payments: PaymentsClientGateway(
             channel: paymentsChannel, attemptTimeout: .milliseconds(Int64(paymentsTimeout * 1000)),
             attempts: paymentsAttempts),

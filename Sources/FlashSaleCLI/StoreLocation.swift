@@ -1,6 +1,7 @@
 import ArgumentParser
 import FlashSaleCheckout
 import FlashSaleDomain
+import PostgresCheckoutStore
 import PostgresSaleStore
 import SQLiteCheckoutStore
 import SQLiteSaleStore
@@ -46,19 +47,13 @@ enum StoreLocation: ExpressibleByArgument, CustomStringConvertible {
     return String(path[...slash]) + name
   }
 
-  /// Whether the checkout's tables can live in this store yet.
-  var supportsCheckout: Bool {
-    if case .sqlite = self { return true }
-    return false
-  }
-
   /// Opens the checkout's tables in the same database as the sale core.
-  func openCheckoutStore() throws -> any CheckoutStore {
+  func openCheckoutStore() async throws -> any CheckoutStore {
     switch self {
     case .sqlite(let path):
       return try SQLiteCheckoutStore(path: path)
-    case .postgres:
-      throw ValidationError("the checkout role does not run on PostgreSQL yet; use --store sqlite:PATH")
+    case .postgres(let url):
+      return try await PostgresCheckoutStore.connect(url: url)
     }
   }
 }

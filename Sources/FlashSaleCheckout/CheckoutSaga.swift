@@ -137,10 +137,17 @@ public final class CheckoutSaga: Sendable {
   }
 
   /// Drives every unfinished checkout not already running in this process
-  /// (at start-up: the sagas a crash interrupted). Returns how many it started.
+  /// and not written for `idleFor` (at start-up: the sagas a crash
+  /// interrupted; later: those paused by an outage, or left by a process that
+  /// died). Returns how many it started.
+  ///
+  /// Two processes may come to drive one saga (one was slow, not dead): each
+  /// write is checked against the revision it read, so only one records each
+  /// step and its events, and the provider calls they repeat carry the same
+  /// idempotency keys.
   @discardableResult
-  public func resumeUnfinished(limit: Int = 500) async throws -> Int {
-    let unfinished = try await store.unfinished(limit: limit)
+  public func resumeUnfinished(idleFor: Duration = .seconds(2), limit: Int = 500) async throws -> Int {
+    let unfinished = try await store.unfinished(idleSince: clock.now() + (.zero - idleFor), limit: limit)
     var resumed = 0
     for checkout in unfinished where ensureRunning(checkout.id) {
       resumed += 1

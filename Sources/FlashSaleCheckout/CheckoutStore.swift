@@ -43,8 +43,9 @@ public protocol CheckoutStore: Sendable {
   /// The checkout of a booking, if one was started.
   func checkout(bookingID: BookingID) async throws -> Checkout?
 
-  /// Checkouts not yet completed or compensated, oldest first.
-  func unfinished(limit: Int) async throws -> [Checkout]
+  /// Checkouts not yet completed or compensated and not written since
+  /// `idleSince` (so not being driven by a live process), oldest first.
+  func unfinished(idleSince: Timestamp, limit: Int) async throws -> [Checkout]
 
   /// Writes `checkout` (its state and the steps it appended or finished)
   /// if its stored revision is `checkout.revision - 1`, with the order it

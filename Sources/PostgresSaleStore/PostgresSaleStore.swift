@@ -1,5 +1,5 @@
 public import FlashSaleDomain
-import Foundation
+import PostgresSupport
 public import Logging
 import PostgresNIO
 
@@ -8,9 +8,9 @@ import PostgresNIO
 /// row). Every operation is one transaction; PostgreSQL's commit is durable
 /// with its default `synchronous_commit = on`.
 public final class PostgresSaleStore: SaleStore, Sendable {
-  private let client: PostgresClient
-  private let runner: Task<Void, Never>
-  private let logger: Logger
+  private let database: PostgresPool
+  private var client: PostgresClient { database.client }
+  private var logger: Logger { database.logger }
   /// Batches of claims take different shards (SKIP LOCKED), so several
   /// commit at once, each on its own connection.
   public let concurrentClaimBatches: Int
@@ -21,77 +21,26 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   public static func connect(
     url: String, maximumConnections: Int = 8, logger: Logger = Logger(label: "flashsale.postgres")
   ) async throws -> PostgresSaleStore {
-    let store = try PostgresSaleStore(url: url, maximumConnections: maximumConnections, logger: logger)
+    let database = try PostgresPool(url: url, maximumConnections: maximumConnections, logger: logger)
     do {
-      try await store.migrate()
+      try await database.migrate(
+        lock: 7_242_160_951, versionTable: "flashsale_schema", migrations: PostgresSaleSchema.migrations,
+        always: PostgresSaleSchema.functions)
     } catch {
-      store.shutdown()
+      database.shutdown()
       throw error
     }
-    return store
+    return PostgresSaleStore(database: database, concurrentClaimBatches: max(1, maximumConnections / 2))
   }
 
-  private init(url: String, maximumConnections: Int, logger: Logger) throws {
-    guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
-      let host = components.host, let user = components.user
-    else {
-      throw DomainError(
-        .invalidArgument, "store: expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, got \(url)",
-        field: "store")
-    }
-    let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
-    var configuration = PostgresClient.Configuration(
-      host: host, port: components.port ?? 5432, username: user, password: components.password,
-      database: database.isEmpty ? nil : database, tls: .disable)
-    configuration.options.maximumConnections = maximumConnections
-    configuration.options.minimumConnections = 1
-    // The pool's own messages (reconnects, a lease before run() started)
-    // are noise below errors.
-    var background = logger
-    background.logLevel = .error
-    let client = PostgresClient(configuration: configuration, backgroundLogger: background)
-    self.client = client
-    self.logger = logger
-    self.concurrentClaimBatches = max(1, maximumConnections / 2)
-    self.runner = Task { await client.run() }
+  private init(database: PostgresPool, concurrentClaimBatches: Int) {
+    self.database = database
+    self.concurrentClaimBatches = concurrentClaimBatches
   }
 
   /// Closes the connections.
   public func shutdown() {
-    runner.cancel()
-  }
-
-  deinit {
-    runner.cancel()
-  }
-
-  private func migrate() async throws {
-    try await client.withTransaction(logger: logger) { connection in
-      try await connection.query("SELECT pg_advisory_xact_lock(7242160951)", logger: logger)
-      try await connection.query(
-        "CREATE TABLE IF NOT EXISTS flashsale_schema (version int NOT NULL)", logger: logger)
-      var version = 0
-      for try await value in try await connection.query("SELECT version FROM flashsale_schema", logger: logger)
-        .decode(Int.self)
-      {
-        version = value
-      }
-      guard version <= PostgresSaleSchema.migrations.count else {
-        throw StoreFault(
-          "the database is at schema version \(version), newer than this build knows (\(PostgresSaleSchema.migrations.count))")
-      }
-      for statements in PostgresSaleSchema.migrations.dropFirst(version) {
-        for statement in statements {
-          try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-        }
-      }
-      let latest = PostgresSaleSchema.migrations.count
-      try await connection.query("DELETE FROM flashsale_schema", logger: logger)
-      try await connection.query("INSERT INTO flashsale_schema (version) VALUES (\(latest))", logger: logger)
-      for function in PostgresSaleSchema.functions {
-        try await connection.query(PostgresQuery(unsafeSQL: function), logger: logger)
-      }
-    }
+    database.shutdown()
   }
 
   // MARK: Sales
@@ -245,28 +194,10 @@ public final class PostgresSaleStore: SaleStore, Sendable {
       field: reason == .idempotencyKeyReused ? "idempotency_key" : nil)
   }
 
-  /// Runs `body` again when PostgreSQL aborted its transaction to break a
-  /// deadlock or a serialization conflict between instances, or for a unique
-  /// key another instance committed first: the aborted transaction applied
-  /// nothing, and the next run sees what the other one did.
-  private func retryingConflicts<T>(_ body: () async throws -> T) async throws -> T {
-    var attempt = 0
-    while true {
-      do {
-        return try await body()
-      } catch let error as PSQLError
-        where ["40P01", "40001", "23505"].contains(error.serverInfo?[.sqlState] ?? "") && attempt < 5
-      {
-        attempt += 1
-        logger.debug("transaction conflict; retrying", metadata: ["attempt": "\(attempt)"])
-        try await Task.sleep(for: .milliseconds(Int64.random(in: 1...(5 << attempt))))
-      }
-    }
-  }
 
   public func claim(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
     if requests.isEmpty { return [] }
-    var outcomes = try await retryingConflicts { try await claimOnce(requests, now: now) }
+    var outcomes = try await database.retryingConflicts { try await claimOnce(requests, now: now) }
     // Claims that found free units only in shards other transactions held
     // run again once those have committed; after a few rounds the answer is
     // "sold out for now" (retryable).
@@ -274,7 +205,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
       let busy = outcomes.indices.filter { outcomes[$0].busy != nil }
       if busy.isEmpty { break }
       try await Task.sleep(for: .milliseconds(2 << round))
-      let again = try await retryingConflicts { try await claimOnce(busy.map { requests[$0] }, now: now) }
+      let again = try await database.retryingConflicts { try await claimOnce(busy.map { requests[$0] }, now: now) }
       for (index, outcome) in zip(busy, again) { outcomes[index] = outcome }
     }
     return outcomes.map { $0.outcome }
@@ -327,7 +258,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   private func step(_ operation: String, _ id: BookingID, token: UInt64?, reason: String?, now: Timestamp)
     async throws -> Booking
   {
-    try await retryingConflicts { try await stepOnce(operation, id, token: token, reason: reason, now: now) }
+    try await database.retryingConflicts { try await stepOnce(operation, id, token: token, reason: reason, now: now) }
   }
 
   private func stepOnce(_ operation: String, _ id: BookingID, token: UInt64?, reason: String?, now: Timestamp)
@@ -371,7 +302,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   }
 
   public func expireHolds(now: Timestamp, limit: Int) async throws -> [Booking] {
-    try await retryingConflicts { try await expireHoldsOnce(now: now, limit: limit) }
+    try await database.retryingConflicts { try await expireHoldsOnce(now: now, limit: limit) }
   }
 
   private func expireHoldsOnce(now: Timestamp, limit: Int) async throws -> [Booking] {
@@ -520,6 +451,6 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   /// Runs raw SQL, bypassing every rule: for tests that corrupt the store on
   /// purpose and expect the audit to notice.
   public func executeUncheckedForTesting(_ sql: String) async throws {
-    try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+    try await database.executeUncheckedForTesting(sql)
   }
 }

@@ -63,10 +63,11 @@ public final class SQLiteCheckoutStore: CheckoutStore, Sendable {
     try await worker.run { try Self.checkout($0, where: "booking_id = ?", .text(bookingID.rawValue)) }
   }
 
-  public func unfinished(limit: Int) async throws -> [Checkout] {
+  public func unfinished(idleSince: Timestamp, limit: Int) async throws -> [Checkout] {
     try await worker.run { connection in
       try Self.checkouts(
-        connection, where: "state IN ('running', 'compensating') ORDER BY created_at LIMIT ?", .integer(Int64(limit)))
+        connection, where: "state IN ('running', 'compensating') AND updated_at <= ? ORDER BY created_at LIMIT ?",
+        .integer(idleSince.nanosecondsSinceEpoch), .integer(Int64(limit)))
     }
   }
 
