@@ -226,6 +226,12 @@ let package = Package(
       dependencies: ["FlashSaleDomain", "FlashSaleTestSupport", "SQLiteSaleStore", "PostgresSaleStore"],
       swiftSettings: swiftSettings),
     .testTarget(
+      name: "FlashSaleCheckoutTests",
+      dependencies: [
+        "FlashSaleCheckout", "FlashSaleDomain", "FlashSaleTestSupport", "SQLiteCheckoutStore", "PostgresCheckoutStore",
+      ],
+      swiftSettings: swiftSettings),
+    .testTarget(
       name: "SQLiteSaleStoreTests",
       dependencies: ["FlashSaleDomain", "FlashSaleTestSupport", "SQLiteSaleStore", "SQLiteSupport"],
       swiftSettings: swiftSettings),

@@ -171,8 +171,9 @@ public final class CheckoutSaga: Sendable {
     }
   }
 
-  /// Drives `id` and waits for it for up to `wait`; returns it as stored then.
-  private func drive(_ id: CheckoutID, wait: Duration) async throws -> Checkout {
+  /// Drives checkout `id` (unless this process already does) and waits for
+  /// it for up to `wait`; returns it as stored then.
+  public func drive(_ id: CheckoutID, wait: Duration) async throws -> Checkout {
     ensureRunning(id)
     if let task = running.withLock({ $0[id] }) {
       await withTaskGroup(of: Void.self) { group in
@@ -473,6 +474,10 @@ public final class CheckoutSaga: Sendable {
         ? try await bookings.release(checkout.bookingID, token: checkout.fencingToken, reason: reason)
         : try await bookings.cancel(checkout.bookingID, token: checkout.fencingToken)
       checkout.unit = .released
+      guard booking.status == .released else {
+        // Cancelling an expired hold is a no-op: the expiry job gave the unit back, not us.
+        return StepResult(status: .compensated, detail: "nothing to release: the booking is \(booking.status)")
+      }
       return StepResult(
         status: .compensated, detail: "unit \(booking.unit) back in stock", events: [.holdReleased])
     } catch let refusal as DomainError {

@@ -49,7 +49,7 @@ public final class PostgresCheckoutStore: CheckoutStore, Sendable {
           .checkoutExists, "booking \(checkout.bookingID) already has checkout \(existing.id) (another idempotency key)")
       }
       let logger = self.logger
-      try await client.withTransaction(logger: logger) { connection in
+      try await database.transaction { connection in
         // A unique violation (a twin request committed first) is retried and then replayed above.
         try await connection.query(
           """
@@ -97,7 +97,7 @@ public final class PostgresCheckoutStore: CheckoutStore, Sendable {
   public func save(_ checkout: Checkout, order: Order?, events: [TransactionEvent]) async throws -> [TransactionEvent] {
     let logger = self.logger
     return try await database.retryingConflicts {
-      try await client.withTransaction(logger: logger) { connection in
+      try await database.transaction { connection in
         let updated = try await connection.query(
           """
           UPDATE checkouts SET state = \(checkout.state.rawValue), payment = \(checkout.payment.rawValue),

@@ -89,7 +89,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
     let shardSize = (definition.quantity + shards - 1) / shards
     let holdNanoseconds = definition.holdDuration.wholeNanoseconds
     let logger = self.logger
-    let createdID: String = try await client.withTransaction(logger: logger) { connection in
+    let createdID: String = try await database.transaction { connection in
       let inserted = try await connection.query(
         """
         INSERT INTO sales (id, item_id, item_name, description, currency, price_minor, quantity, starts_at, ends_at,
@@ -220,7 +220,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
 
   private func claimOnce(_ requests: [ClaimRequest], now: Timestamp) async throws -> [BatchOutcome] {
     let logger = self.logger
-    return try await client.withTransaction(logger: logger) { connection in
+    return try await database.transaction { connection in
       // An explicit transaction: the answer waits for COMMIT's, so nothing
       // is acknowledged before it is durable.
       try await Self.claimRows(requests, now: now, on: connection, logger: logger)
@@ -265,7 +265,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
     async throws -> Booking
   {
     let logger = self.logger
-    let result: Result<Booking, DomainError> = try await client.withTransaction(logger: logger) { connection in
+    let result: Result<Booking, DomainError> = try await database.transaction { connection in
       try await Self.stepRow(operation, id, token: token, reason: reason, now: now, on: connection, logger: logger)
     }
     return try result.get()
@@ -307,7 +307,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
 
   private func expireHoldsOnce(now: Timestamp, limit: Int) async throws -> [Booking] {
     let logger = self.logger
-    return try await client.withTransaction(logger: logger) { connection in
+    return try await database.transaction { connection in
       var expired: [Booking] = []
       let rows = try await connection.query(
         "SELECT booking FROM flashsale_expire_holds(\(now.nanosecondsSinceEpoch), \(Int32(clamping: limit)))",
@@ -373,7 +373,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   public func audit(_ saleID: SaleID) async throws -> [AuditFinding] {
     let logger = self.logger
     // One snapshot for rows and counters.
-    return try await client.withTransaction(logger: logger) { connection in
+    return try await database.transaction { connection in
       try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
       var sale: Sale?
       for try await row in try await connection.query(

@@ -56,7 +56,7 @@ public final class PostgresPool: Sendable {
     lock: Int64, versionTable: String, migrations: [[String]], always: [String] = []
   ) async throws {
     let logger = self.logger
-    try await client.withTransaction(logger: logger) { connection in
+    try await transaction { connection in
       try await connection.query("SELECT pg_advisory_xact_lock(\(lock))", logger: logger)
       try await connection.query(
         PostgresQuery(unsafeSQL: "CREATE TABLE IF NOT EXISTS \(versionTable) (version int NOT NULL)"), logger: logger)
@@ -81,6 +81,20 @@ public final class PostgresPool: Sendable {
       for statement in always {
         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
       }
+    }
+  }
+
+  /// Runs `body` in a transaction (BEGIN … COMMIT, ROLLBACK when it throws).
+  /// What it throws comes out as itself, not wrapped in postgres-nio's
+  /// `PostgresTransactionError`, so that callers can match refusals and
+  /// conflict codes.
+  public func transaction<T: Sendable>(
+    _ body: (PostgresConnection) async throws -> sending T
+  ) async throws -> sending T {
+    do {
+      return try await client.withTransaction(logger: logger, body)
+    } catch let error as PostgresTransactionError {
+      throw error.closureError ?? error.commitError ?? error.beginError ?? error
     }
   }
 
