@@ -392,7 +392,7 @@ def test_reconcile_names_a_second_capture_and_an_order_without_payment(deploymen
 
 def test_kill_9_during_checkouts_every_saga_ends_and_reconciles(tmp_path):
     seed = int(os.environ.get("CHECKOUT_CRASH_SEED", random.randrange(1 << 30)))
-    count = int(os.environ.get("CHECKOUT_CRASH_COUNT", "120"))
+    count = int(os.environ.get("CHECKOUT_CRASH_COUNT", "500"))
     rng = random.Random(seed)
     print(f"seed {seed}, {count} checkouts")
     d = Deployment(tmp_path, sim_latency_ms=40)
@@ -413,7 +413,7 @@ def test_kill_9_during_checkouts_every_saga_ends_and_reconciles(tmp_path):
                     except (grpc.RpcError, ValueError):
                         pass  # the process died under it (or its channel closed): retried after the restart
 
-        rounds = int(os.environ.get("CHECKOUT_CRASH_ROUNDS", "3"))
+        rounds = int(os.environ.get("CHECKOUT_CRASH_ROUNDS", "4"))
         for round_ in range(rounds):
             runner = threading.Thread(target=run, args=(range(round_, count, rounds),))
             runner.start()
