@@ -87,10 +87,16 @@ let package = Package(
       // Static checks still apply.
       swiftSettings: swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
 
+    // Protobuf schemas at run time: descriptors, server reflection.
+    .target(name: "ProtoDescriptors", swiftSettings: swiftSettings),
+    .target(
+      name: "ServerReflection", dependencies: ["RPCCore", "StandardProtos", "ProtoDescriptors"],
+      swiftSettings: swiftSettings),
     .target(
       name: "FlashSaleServer",
       dependencies: [
         "RPCCore", "StandardProtos", "FlashSaleAPI", "FlashSaleDomain", "FlashSaleCheckout", "PaymentSimulator",
+        "ProtoDescriptors", "ServerReflection",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -109,6 +115,7 @@ let package = Package(
       dependencies: [
         "FlashSaleServer", "FlashSaleDomain", "SQLiteSaleStore", "PostgresSaleStore", "RPCHTTP2", "RPCCore", "CommandLineSupport",
         "FlashSaleCheckout", "SQLiteCheckoutStore", "PostgresCheckoutStore", "PaymentSimulator", "FlashSaleAPI",
+        "ProtoDescriptors", "ServerReflection",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),

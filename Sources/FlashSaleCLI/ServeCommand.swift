@@ -11,6 +11,7 @@ import PaymentSimulator
 import Prometheus
 import RPCCore
 import RPCHTTP2
+import ServerReflection
 import ServiceLifecycle
 
 /// `flashsale serve`: runs the platform's services in one process, or a subset
@@ -211,6 +212,10 @@ struct ServeCommand: AsyncParsableCommand {
     }
     health.set("", .serving)
     for name in names { health.set(name, .serving) }
+    // Reflection lists what is served here and describes it from the embedded descriptors.
+    let reflection = ReflectionService(pool: FlashSaleDescriptors.pool, services: names + ["grpc.health.v1.Health"])
+    served.append(reflection)
+    served.append(ReflectionServiceV1Alpha(reflection))
 
     let server = RPCServer(
       configuration: RPCServerConfiguration(

@@ -8,3 +8,5 @@
 #include "google/rpc/status.pb-c.h"
 #include "google/rpc/error_details.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
+#include "grpc/reflection/v1alpha/reflection.pb-c.h"
