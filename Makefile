@@ -28,7 +28,7 @@ generate: test-deps
 GENERATED := Sources/CStandardProtos Sources/CFlashSaleProtos Sources/CInteropProtos \
   Sources/StandardProtos/Generated Sources/FlashSaleAPI/Generated Sources/InteropAPI/Generated \
   Tests/CodegenContract/CCodegenTestProtos Tests/CodegenContract/CodegenTestAPI/Generated \
-  Tests/ProtoRuntimeTests/PythonVectors.swift
+  Tests/ProtoRuntimeTests/PythonVectors.swift Tests/ProtoJSONTests/PythonJSONVectors.swift
 
 ## Fails when a committed generated file differs from what `make generate` writes.
 check-generated: generate

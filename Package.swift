@@ -89,6 +89,7 @@ let package = Package(
 
     // Protobuf schemas at run time: descriptors, server reflection.
     .target(name: "ProtoDescriptors", swiftSettings: swiftSettings),
+    .target(name: "ProtoJSON", dependencies: ["ProtoDescriptors"], swiftSettings: swiftSettings),
     .target(
       name: "ServerReflection", dependencies: ["RPCCore", "StandardProtos", "ProtoDescriptors"],
       swiftSettings: swiftSettings),
@@ -232,6 +233,7 @@ let package = Package(
       name: "FlashSaleDomainTests",
       dependencies: ["FlashSaleDomain", "FlashSaleTestSupport", "SQLiteSaleStore", "PostgresSaleStore"],
       swiftSettings: swiftSettings),
+    .testTarget(name: "ProtoJSONTests", dependencies: ["ProtoJSON", "ProtoDescriptors"], swiftSettings: swiftSettings),
     .testTarget(
       name: "FlashSaleCheckoutTests",
       dependencies: [
