@@ -34,6 +34,7 @@ let package = Package(
     .executable(name: "flashsale", targets: ["FlashSaleCLI"]),
     .executable(name: "flashsale-interop", targets: ["InteropCLI"]),
     .executable(name: "flashsale-load", targets: ["FlashSaleLoad"]),
+    .executable(name: "flashsale-probe", targets: ["ProbeCLI"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -63,7 +64,9 @@ let package = Package(
       swiftSettings: swiftSettings),
     .target(
       name: "FlashSaleAPI",
-      dependencies: ["RPCCore", "ProtoRuntime", "StandardProtos", "CProtobufC", "CStandardProtos", "CFlashSaleProtos"],
+      dependencies: [
+        "RPCCore", "ProtoRuntime", "StandardProtos", "CProtobufC", "CStandardProtos", "CFlashSaleProtos", "ProtoDescriptors",
+      ],
       swiftSettings: swiftSettings),
     .target(
       name: "InteropAPI",
@@ -124,6 +127,13 @@ let package = Package(
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: swiftSettings),
+    .executableTarget(
+      name: "ProbeCLI",
+      dependencies: [
+        "RPCCore", "RPCHTTP2", "StandardProtos", "FlashSaleAPI", "ProtoDescriptors", "ProtoJSON", "CommandLineSupport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings),
     .executableTarget(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CommandLineSupport
+import FlashSaleAPI
 import FlashSaleCheckout
 import FlashSaleDomain
 import FlashSaleServer
@@ -87,6 +88,9 @@ struct ServeCommand: AsyncParsableCommand {
 
   @Option(help: "Checkout: seconds StartCheckout waits for the saga to end before answering with it still running.")
   var checkoutWait: Double = 15
+
+  @Flag(inversion: .prefixedNo, help: "Serve gRPC server reflection (grpc.reflection.v1 and v1alpha).")
+  var reflection = true
 
   @Flag(help: "Create a demo sale at start-up (10,000 units of a phone, open for an hour) unless one exists.")
   var demoSale: Bool = false
@@ -213,9 +217,11 @@ struct ServeCommand: AsyncParsableCommand {
     health.set("", .serving)
     for name in names { health.set(name, .serving) }
     // Reflection lists what is served here and describes it from the embedded descriptors.
-    let reflection = ReflectionService(pool: FlashSaleDescriptors.pool, services: names + ["grpc.health.v1.Health"])
-    served.append(reflection)
-    served.append(ReflectionServiceV1Alpha(reflection))
+    if reflection {
+      let service = ReflectionService(pool: FlashSaleDescriptors.pool, services: names + ["grpc.health.v1.Health"])
+      served.append(service)
+      served.append(ReflectionServiceV1Alpha(service))
+    }
 
     let server = RPCServer(
       configuration: RPCServerConfiguration(

@@ -82,9 +82,14 @@ class TestService(test_pb2_grpc.TestServiceServicer):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--reflection", action="store_true", help="also serve grpcio-reflection")
     args = parser.parse_args()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
+    if args.reflection:
+        from grpc_reflection.v1alpha import reflection
+        reflection.enable_server_reflection(
+            (test_pb2.DESCRIPTOR.services_by_name["TestService"].full_name, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     server.start()
     print(f"listening on 127.0.0.1:{port}", flush=True)

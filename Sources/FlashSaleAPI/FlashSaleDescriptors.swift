@@ -1,4 +1,3 @@
-import FlashSaleAPI
 public import ProtoDescriptors
 import RPCCore
 
