@@ -4,7 +4,7 @@ SWIFT ?= swift
 PYTEST ?= python3 -m pytest
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: deps test-deps build build-tests generate check-generated unit integration test run bench claim-bench microbench clean
+.PHONY: deps test-deps build build-tests generate check-generated unit integration test run bench claim-bench microbench fuzz fuzz-quick clean
 
 ## Installs what building needs (apt packages, the Python protobuf package).
 deps:
@@ -45,9 +45,20 @@ unit: build-tests
 integration: build-tests
 	$(PYTEST) -q integration
 
-## Everything CI checks: the unit and integration tests run with a throwaway PostgreSQL cluster.
+## Everything CI checks: the unit and integration tests run with a throwaway PostgreSQL cluster,
+## then each fuzz target for a minute.
 test: test-deps check-generated build-tests
 	scripts/with-postgres.sh $(MAKE) --no-print-directory unit integration
+	$(MAKE) --no-print-directory fuzz-quick
+
+## The fuzz targets (protobuf codec, JSON transcoder, gRPC framer) for a minute each.
+fuzz-quick: deps
+	fuzz/run.sh 60
+
+## The fuzz targets for longer: FUZZ_SECONDS each (default 600).
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 ## Builds in release mode and starts the platform (every role, embedded SQLite store in data/,
 ## a demo sale) on 127.0.0.1:50051, metrics on :9464.

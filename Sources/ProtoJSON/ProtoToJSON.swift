@@ -38,8 +38,17 @@ extension ProtoJSONTranscoder {
 
   /// Reads every field occurrence, by field number, in order.
   func fields(of bytes: [UInt8], path: String) throws(TranscodeError) -> [Int: [WireValue]] {
+    try fieldsInOrder(of: bytes, path: path).values
+  }
+
+  /// Every field occurrence by field number, and where each field last occurred.
+  func fieldsInOrder(
+    of bytes: [UInt8], path: String
+  ) throws(TranscodeError) -> (values: [Int: [WireValue]], lastSeen: [Int: Int]) {
     var reader = WireReader(bytes)
     var found: [Int: [WireValue]] = [:]
+    var lastSeen: [Int: Int] = [:]
+    var position = 0
     do {
       while let field = try reader.nextField() {
         let value: WireValue
@@ -53,11 +62,13 @@ extension ProtoJSONTranscoder {
           continue
         }
         found[field.number, default: []].append(value)
+        lastSeen[field.number] = position
+        position += 1
       }
     } catch {
       throw TranscodeError(path: path, "malformed protobuf: \(error.message)")
     }
-    return found
+    return (found, lastSeen)
   }
 
   func decodeMessage(
@@ -67,7 +78,15 @@ extension ProtoJSONTranscoder {
     if let special = WellKnownJSON.kind(of: descriptor.fullName) {
       return try WellKnownJSON.decode(bytes, special, descriptor, transcoder: self, path: path, options: options, depth: depth)
     }
-    let wire = try fields(of: bytes, path: path)
+    var (wire, lastSeen) = try fieldsInOrder(of: bytes, path: path)
+    // A oneof holds the member seen last on the wire; earlier members are dropped.
+    for oneof in descriptor.oneofs.indices {
+      let members = descriptor.fields.filter { $0.oneofIndex == oneof && wire[$0.number] != nil }
+      guard members.count > 1, let winner = members.max(by: { lastSeen[$0.number]! < lastSeen[$1.number]! }) else {
+        continue
+      }
+      for member in members where member.number != winner.number { wire[member.number] = nil }
+    }
     var members: [(key: String, value: JSONValue)] = []
     for field in descriptor.fields.sorted(by: { $0.number < $1.number }) {
       let key = options.useProtoNames ? field.name : field.jsonName
@@ -100,11 +119,15 @@ extension ProtoJSONTranscoder {
         case .bool(let b): keyText = b ? "true" : "false"
         default: keyText = keyJSON.serialized()
         }
-        let valueJSON =
-          try single(valueField, entryWire[2] ?? [], path: path + "[\(keyText)]", options: options, depth: depth)
-          ?? defaultValue(valueField)
+        let valuePath = path + "[\(keyText)]"
+        // An absent value is the type's default: for a message, the empty message.
+        var valueJSON = try single(valueField, entryWire[2] ?? [], path: valuePath, options: options, depth: depth)
+        if valueJSON == nil, valueField.kind == .message {
+          let type = try message(valueField.typeName ?? "", path: valuePath)
+          valueJSON = try decodeMessage([], type, path: valuePath, options: options, depth: depth + 1)
+        }
         members.removeAll { $0.key == keyText }  // the last entry of a key wins
-        members.append((keyText, valueJSON))
+        members.append((keyText, valueJSON ?? defaultValue(valueField)))
       }
       return .object(members)
     }

@@ -91,3 +91,22 @@ struct TranscodeErrorTests {
     #expect(snake == #"{"far_away":3}"#)
   }
 }
+
+/// Inputs the fuzzer found (fuzz/), kept as tests: what it broke, now right.
+@Suite("Fuzzer findings")
+struct FuzzFindingTests {
+  static func hex(_ text: String) -> [UInt8] { JSONAgreementTests.hex(text) }
+
+  @Test("two members of a oneof on the wire: the last one wins")
+  func oneofLastWins() throws {
+    let transcoder = JSONAgreementTests.transcoder
+    #expect(try transcoder.json(of: Self.hex("ca010161d00101"), as: JSONAgreementTests.type) == #"{"cNumber":"1"}"#)
+    #expect(try transcoder.json(of: Self.hex("d00101ca010161"), as: JSONAgreementTests.type) == #"{"cText":"a"}"#)
+  }
+
+  @Test("a map entry without its message value is the empty message")
+  func mapEntryWithoutValue() throws {
+    let json = try JSONAgreementTests.transcoder.json(of: Self.hex("aa01020803"), as: JSONAgreementTests.type)
+    #expect(json == #"{"mLeaf":{"3":{}}}"#)
+  }
+}

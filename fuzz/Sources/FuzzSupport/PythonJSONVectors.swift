@@ -1,0 +1,1 @@
+../../../Tests/ProtoJSONTests/PythonJSONVectors.swift
