@@ -200,7 +200,9 @@ public struct ProtoJSONTranscoder: Sendable {
       writer.fixed64(try JSONNumbers.double(value, path: path).bitPattern)
     case .float:
       let d = try JSONNumbers.double(value, path: path)
-      guard d.isNaN || d.isInfinite || abs(d) <= Double(Float.greatestFiniteMagnitude) else {
+      // In range when it rounds to a finite float: the largest float prints
+      // as 3.4028235e+38, a hair above its exact value.
+      guard d.isNaN || d.isInfinite || Float(d).isFinite else {
         throw TranscodeError(path: path, "\(d) is out of range for float")
       }
       writer.key(field.number, .fixed32)

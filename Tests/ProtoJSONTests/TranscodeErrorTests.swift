@@ -104,6 +104,18 @@ struct FuzzFindingTests {
     #expect(try transcoder.json(of: Self.hex("d00101ca010161"), as: JSONAgreementTests.type) == #"{"cText":"a"}"#)
   }
 
+  @Test("the largest float prints as 3.4028235e+38 and reads back")
+  func largestFloat() throws {
+    let transcoder = JSONAgreementTests.transcoder
+    for text in [#"{"rFl":[-3.4028235e+38,3.4028235e+38]}"#] {
+      let bytes = try transcoder.encode(json: Array(text.utf8), as: JSONAgreementTests.type)
+      #expect(try transcoder.json(of: bytes, as: JSONAgreementTests.type) == text)
+    }
+    #expect(throws: TranscodeError(path: "rFl[0]", "3.5e+38 is out of range for float")) {
+      try transcoder.encode(json: Array(#"{"rFl":[3.5e38]}"#.utf8), as: JSONAgreementTests.type)
+    }
+  }
+
   @Test("a map entry without its message value is the empty message")
   func mapEntryWithoutValue() throws {
     let json = try JSONAgreementTests.transcoder.json(of: Self.hex("aa01020803"), as: JSONAgreementTests.type)
