@@ -68,9 +68,17 @@ private struct SimulatorRecords: ProviderRecords {
 
   func payments(references: [String]) async throws -> [ProviderRecord] {
     try await simulator.report(references: references).map { payment, captures in
-      ProviderRecord(
+      let status: ProviderPayment.Status =
+        switch payment.status {
+        case .authorized: .authorized
+        case .captured: .captured
+        case .voided: .voided
+        case .refunded: .refunded
+        case .declined: .declined
+        }
+      return ProviderRecord(
         payment: ProviderPayment(
-          id: payment.id, status: ProviderPayment.Status(rawValue: payment.status.rawValue) ?? .declined,
+          id: payment.id, status: status,
           amount: payment.amount, capturedMinor: payment.capturedMinor, refundedMinor: payment.refundedMinor,
           reference: payment.reference, declineReason: payment.declineReason),
         captures: captures)

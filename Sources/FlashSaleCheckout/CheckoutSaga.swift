@@ -368,10 +368,9 @@ public final class CheckoutSaga: Sendable {
       }
       checkout.payment = .unknown  // the compensation asks again, and voids what it finds
       return fail(&checkout, .paymentUnavailable, detail: message)
-    } catch .rejected(let message), .notFound(let message) {
-      return fail(&checkout, .paymentRejected, detail: message)
     } catch {
-      fatalError("unreachable: typed throws")
+      // Refused for good (.rejected, .notFound): retrying cannot help.
+      return fail(&checkout, .paymentRejected, detail: "\(error)")
     }
   }
 
@@ -386,7 +385,7 @@ public final class CheckoutSaga: Sendable {
       return StepResult(status: .succeeded, detail: "payment \(payment.id) authorized", events: [.paymentAuthorized])
     case .captured, .voided, .refunded:
       // Only this saga acts on the payment; it cannot be past authorized before capture.
-      checkout.payment = PaymentState(rawValue: payment.status.rawValue) ?? .unknown
+      checkout.payment = PaymentState(payment.status)
       return fail(&checkout, .paymentRejected, detail: "payment \(payment.id) is already \(payment.status)")
     }
   }
@@ -433,16 +432,15 @@ public final class CheckoutSaga: Sendable {
       }
       if attempt < maximumForwardAttempts { return StepResult(status: .failed, detail: message, pause: true) }
       return fail(&checkout, .captureFailed, detail: message)
-    } catch .rejected(let message), .notFound(let message) {
-      return fail(&checkout, .captureFailed, detail: message)
     } catch {
-      fatalError("unreachable: typed throws")
+      // Refused for good (.rejected, .notFound): retrying cannot help.
+      return fail(&checkout, .captureFailed, detail: "\(error)")
     }
   }
 
   private func adoptCapture(_ payment: ProviderPayment, into checkout: inout Checkout) -> StepResult {
     guard payment.status == .captured else {
-      checkout.payment = PaymentState(rawValue: payment.status.rawValue) ?? .unknown
+      checkout.payment = PaymentState(payment.status)
       return fail(&checkout, .captureFailed, detail: "payment \(payment.id) is \(payment.status)")
     }
     checkout.payment = .captured
@@ -529,17 +527,17 @@ public final class CheckoutSaga: Sendable {
       switch current.status {
       case .declined, .voided, .refunded:
         // Nothing taken, or already given back (by an earlier attempt whose answer was lost).
-        let done = current.status == goal && checkout.payment != PaymentState(rawValue: goal.rawValue)
-        checkout.payment = PaymentState(rawValue: current.status.rawValue) ?? .none
+        let done = current.status == goal && checkout.payment != PaymentState(goal)
+        checkout.payment = PaymentState(current.status)
         return StepResult(
           status: .compensated, detail: "payment \(current.id) is \(current.status)", events: done ? [event] : [])
       case .authorized where goal == .refunded, .captured where goal == .voided:
         // The provider is ahead of or behind our record: act on what it says.
-        checkout.payment = PaymentState(rawValue: current.status.rawValue) ?? .unknown
+        checkout.payment = PaymentState(current.status)
         return StepResult(status: .compensated, detail: "payment \(current.id) is \(current.status) at the provider")
       default:
         current = try await call(current.id, key(checkout, operation))
-        checkout.payment = PaymentState(rawValue: current.status.rawValue) ?? .unknown
+        checkout.payment = PaymentState(current.status)
         guard current.status == goal else {
           return StepResult(status: .failed, detail: "\(operation) left payment \(current.status)", pause: true)
         }

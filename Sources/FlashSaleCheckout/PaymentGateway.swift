@@ -29,6 +29,19 @@ public struct ProviderPayment: Hashable, Sendable {
   }
 }
 
+extension PaymentState {
+  /// What the saga records when the provider reports `status`.
+  public init(_ status: ProviderPayment.Status) {
+    switch status {
+    case .authorized: self = .authorized
+    case .captured: self = .captured
+    case .voided: self = .voided
+    case .refunded: self = .refunded
+    case .declined: self = .declined
+    }
+  }
+}
+
 /// Why a call to the payment provider failed.
 public enum PaymentGatewayError: Error, Hashable, Sendable, CustomStringConvertible {
   /// No answer, after the gateway's bounded retries: the call may or may not

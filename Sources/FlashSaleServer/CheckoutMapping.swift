@@ -67,19 +67,12 @@ enum CheckoutMapping {
       occurredAt: ProtoMapping.timestamp(event.occurredAt))
   }
 
-  /// `ListOrders` page tokens: the cursor as `<created-at-ns>.<order-id>`, base64.
+  /// `ListOrders` page tokens.
   static func pageToken(_ cursor: OrderCursor) -> String {
-    Base64.encode(Array("\(cursor.createdAt.nanosecondsSinceEpoch).\(cursor.id)".utf8), padded: false)
+    PageToken.encode(createdAt: cursor.createdAt, id: cursor.id)
   }
 
   static func cursor(pageToken: String) throws(DomainError) -> OrderCursor? {
-    if pageToken.isEmpty { return nil }
-    guard pageToken.utf8.count <= 256, let bytes = Base64.decode(pageToken),
-      case let text = String(decoding: bytes, as: UTF8.self), let dot = text.firstIndex(of: "."),
-      let nanos = Int64(text[..<dot])
-    else {
-      throw DomainError(.invalidArgument, "page_token: not a token this service issued", field: "page_token")
-    }
-    return OrderCursor(createdAt: Timestamp(nanosecondsSinceEpoch: nanos), id: String(text[text.index(after: dot)...]))
+    try PageToken.decode(pageToken).map { OrderCursor(createdAt: $0.createdAt, id: $0.id) }
   }
 }

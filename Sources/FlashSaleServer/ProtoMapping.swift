@@ -99,20 +99,12 @@ enum ProtoMapping {
       fencingToken: booking.fencingToken, releaseReason: booking.releaseReason ?? "")
   }
 
-  /// `ListSales` page tokens: the cursor as `<created-at-ns>.<sale-id>`,
-  /// base64 so that it reads as opaque.
+  /// `ListSales` page tokens.
   static func pageToken(_ cursor: SaleCursor) -> String {
-    Base64.encode(Array("\(cursor.createdAt.nanosecondsSinceEpoch).\(cursor.id.rawValue)".utf8), padded: false)
+    PageToken.encode(createdAt: cursor.createdAt, id: cursor.id.rawValue)
   }
 
   static func cursor(pageToken: String) throws(DomainError) -> SaleCursor? {
-    if pageToken.isEmpty { return nil }
-    guard pageToken.utf8.count <= 256, let bytes = Base64.decode(pageToken),
-      case let text = String(decoding: bytes, as: UTF8.self), let dot = text.firstIndex(of: "."),
-      let nanos = Int64(text[..<dot])
-    else {
-      throw DomainError(.invalidArgument, "page_token: not a token this service issued", field: "page_token")
-    }
-    return SaleCursor(createdAt: Timestamp(nanosecondsSinceEpoch: nanos), id: SaleID(String(text[text.index(after: dot)...])))
+    try PageToken.decode(pageToken).map { SaleCursor(createdAt: $0.createdAt, id: SaleID($0.id)) }
   }
 }

@@ -341,8 +341,11 @@ public final class PaymentSimulator: Sendable {
       FROM payments WHERE id = ?
       """, .text(id)
     ) { row in
-      SimulatedPayment(
-        id: row.text(0), status: SimulatedPayment.Status(rawValue: row.text(1)) ?? .declined,
+      guard let status = SimulatedPayment.Status(rawValue: row.text(1)) else {
+        throw StoreFault("simulator payment \(row.text(0)) has an unknown status \(row.text(1))")
+      }
+      return SimulatedPayment(
+        id: row.text(0), status: status,
         amount: Money(currency: row.text(2), amountMinor: row.int64(3)), capturedMinor: row.int64(4),
         refundedMinor: row.int64(5), reference: row.text(6), declineReason: row.optionalText(7),
         createdAt: Timestamp(nanosecondsSinceEpoch: row.int64(8)),
