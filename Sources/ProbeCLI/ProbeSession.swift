@@ -205,7 +205,7 @@ struct ProbeSession {
   }
 
   /// One JSON document per non-blank line.
-  static func lines(_ text: String) throws -> [String] {
+  static func lines(_ text: String) -> [String] {
     text.split(whereSeparator: \.isNewline).map(String.init).filter {
       !$0.trimmingCharacters(in: .whitespaces).isEmpty
     }

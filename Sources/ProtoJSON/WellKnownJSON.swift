@@ -83,9 +83,9 @@ enum WellKnownJSON {
         writer.key(4, .varint)
         writer.varint(b ? 1 : 0)
       case .object, .array:
-        let number = value.kind == "object" ? 5 : 6
+        let (number, type) =
+          if case .object = value { (5, "google.protobuf.Struct") } else { (6, "google.protobuf.ListValue") }
         var nested = WireWriter()
-        let type = number == 5 ? "google.protobuf.Struct" : "google.protobuf.ListValue"
         try transcoder.encodeMessage(value, try transcoder.message(type, path: path), path: path, options: options, into: &nested)
         writer.key(number, .lengthDelimited)
         writer.lengthDelimited(nested.bytes)
