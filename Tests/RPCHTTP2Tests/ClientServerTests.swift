@@ -59,6 +59,75 @@ struct ClientServerTests {
     }
   }
 
+  @Test("calls with different deadlines on one connection each end at their own; the others are answered")
+  func manyDeadlines() async throws {
+    let service = TestDouble()
+    try await Self.withServer(service) { _, port in
+      let client = Self.client([port])
+      defer { client.close() }
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for i in 0..<24 {
+          group.addTask {
+            let timeout = Duration.milliseconds(100 + 40 * (i % 12))
+            let started = ContinuousClock.now
+            do {
+              // Even calls never get an answer; odd ones are answered at once.
+              let response = try await Client(channel: client).unaryCall(
+                Grpc_Testing_SimpleRequest(responseSize: i % 2 == 0 ? -1 : 3), options: CallOptions(timeout: timeout))
+              #expect(i % 2 == 1)
+              #expect(response.payload?.body.count == 3)
+            } catch let error as RPCError {
+              #expect(i % 2 == 0, "call \(i): \(error)")
+              #expect(error.code == .deadlineExceeded)
+              let elapsed = ContinuousClock.now - started
+              #expect(elapsed >= timeout, "call \(i) ended after \(elapsed), before its \(timeout) deadline")
+              #expect(elapsed < timeout + .seconds(3))
+            }
+          }
+        }
+        try await group.waitForAll()
+      }
+      try await service.waitUntil { $0.cancelledHandlers >= 12 }
+    }
+  }
+
+  @Test("the completion-based unary call: answers, errors, and a client not yet connected")
+  func completionUnary() async throws {
+    try await Self.withServer { _, port in
+      let client = Self.client([port])  // not connected yet: the first calls connect
+      defer { client.close() }
+      typealias Outcome = Result<SingleResponse, RPCError>
+      let outcomes = try await withThrowingTaskGroup(of: (Int, Outcome).self) { group in
+        for i in 0..<40 {
+          group.addTask {
+            let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+              let method = i == 39 ? MethodDescriptor(service: "grpc.testing.TestService", method: "Nope", kind: .unary)
+                : Grpc_Testing_TestService.Method.unaryCall
+              client.unary(
+                method, request: FramedMessage(Grpc_Testing_SimpleRequest(responseSize: Int32(i))), metadata: [:],
+                timeout: .seconds(10)
+              ) { continuation.resume(returning: $0) }
+            }
+            return (i, outcome)
+          }
+        }
+        return try await group.reduce(into: [Int: Outcome]()) { $0[$1.0] = $1.1 }
+      }
+      #expect(outcomes.count == 40)
+      for i in 0..<39 {
+        let response = try #require(try outcomes[i]?.get())
+        let message = try Grpc_Testing_SimpleResponse(serializedBytes: try #require(response.message))
+        #expect(message.payload?.body.count ?? 0 == i)
+        #expect(!response.hadMoreMessages)
+      }
+      guard case .failure(let error) = outcomes[39] else {
+        Issue.record("an unknown method succeeded")
+        return
+      }
+      #expect(error.code == .unimplemented)
+    }
+  }
+
   @Test("cancelling the calling task cancels the call on both sides")
   func cancellation() async throws {
     let service = TestDouble()

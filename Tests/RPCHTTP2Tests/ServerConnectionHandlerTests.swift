@@ -114,6 +114,35 @@ struct ServerConnectionHandlerTests {
     #expect(client.responses[next]?.grpcStatus == 0)
   }
 
+  @Test("suspended calls end with DEADLINE_EXCEEDED each at its own grpc-timeout, whatever their order")
+  func deadlines() throws {
+    let client = try H2TestClient(server: RPCServer(configuration: RPCServerConfiguration(), services: [TestDouble()]))
+    let loop = client.channel.embeddedEventLoop
+    let timeouts: [Int64] = [700, 100, 400, 300, 900, 200, 600, 500, 800, 1000, 150, 150]  // ms
+    // The server's deadlines are on the real clock; the embedded loop's timer
+    // fires when its virtual time is moved past them.
+    let base = NIODeadline.now()
+    let ids = try timeouts.map { timeout in
+      // Response size -1: the handler suspends and never answers.
+      try client.request(
+        path: Self.unaryPath, extraHeaders: [("grpc-timeout", "\(timeout)m")], body: Self.unaryBody(responseSize: -1))
+    }
+    let sendingTook = (NIODeadline.now() - base).nanoseconds / 1_000_000
+    for step in stride(from: Int64(50), through: 1_100, by: 50) {
+      loop.advanceTime(to: base + .milliseconds(step))
+      try client.exchange()
+      for (id, timeout) in zip(ids, timeouts) {
+        let status = client.responses[id]?.grpcStatus
+        if timeout > step {
+          #expect(status == nil, "a \(timeout) ms call ended at \(step) ms")
+        } else if timeout + sendingTook <= step {
+          #expect(status == 4, "a \(timeout) ms call at \(step) ms: status \(String(describing: status))")
+        }
+      }
+    }
+    #expect(ids.allSatisfy { client.responses[$0]?.grpcStatus == 4 })
+  }
+
   @Test("a malformed grpc-timeout is INTERNAL")
   func badTimeout() throws {
     let client = try H2TestClient(server: Self.server())

@@ -176,6 +176,31 @@ final class ClientConnection: Sendable {
     return try result.get()
   }
 
+  /// Starts a unary call whose `completion` gets the whole response, on the
+  /// connection's event loop: no task, no continuation. Returns `false`
+  /// (without calling `completion`) when the slot is not connected.
+  func startUnary(
+    _ descriptor: MethodDescriptor, metadata: Metadata, deadline: ContinuousClock.Instant?, request: FramedMessage,
+    completion: @escaping @Sendable (Result<SingleResponse, RPCError>) -> Void
+  ) -> Bool {
+    guard case .ready(let channel, let handler) = state else { return false }
+    let maxLength = configuration.maxReceiveMessageLength
+    channel.eventLoop.execute {
+      let handler = handler.value
+      let stream = HTTP2ClientStream(
+        eventLoop: channel.eventLoop, descriptor: descriptor, connection: handler, maxMessageLength: maxLength)
+      stream.onEnd = completion
+      do throws(RPCError) {
+        try handler.start(stream, metadata: metadata, deadline: deadline)
+        handler.enqueueWhole(request.bytes, on: stream)
+      } catch {
+        stream.onEnd = nil
+        completion(.failure(error))
+      }
+    }
+    return true
+  }
+
   /// Closes the connection for good.
   func shutDown() {
     let channel = locked.withLockedValue { locked -> (any Channel)? in

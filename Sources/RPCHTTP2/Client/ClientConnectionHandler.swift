@@ -32,6 +32,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private var closing = false
   private var io = ConnectionIO()
   private var keepaliveTimer: Scheduled<Void>?
+  /// The deadlines of the calls in flight, under one timer.
+  private var deadlines = DeadlineQueue<HTTP2ClientStream>()
   private var pingTimeout: Scheduled<Void>?
   private var lastReadNanos: UInt64 = 0
 
@@ -182,13 +184,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     stream.index = streams.count
     streams.append(stream)
     if let timeout, let context {
-      let nanos = max(0, timeout.nanosecondsValue)
-      let description = "\(timeout)"
-      // Strong captures: deliverEnd cancels the timer.
-      stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanos)) {
-        guard !stream.ended else { return }
-        self.cancel(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded after \(description)"))
-      }
+      stream.timeout = timeout
+      deadlines.insert(
+        stream, deadline: .now() + .nanoseconds(max(0, timeout.nanosecondsValue)), on: context.eventLoop,
+        expire: expireDeadlines)
     }
     scheduleFlush()
   }
@@ -232,6 +231,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   /// Resets the stream (CANCEL) and ends the call with `error`.
+  /// The deadline timer fired: cancels every call that is past its deadline.
+  private func expireDeadlines() {
+    for stream in deadlines.popExpired(now: context?.eventLoop.now ?? .now()) where !stream.ended {
+      cancel(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded after \(stream.timeout ?? .zero)"))
+    }
+    if let context { deadlines.rearm(on: context.eventLoop, expire: expireDeadlines) }
+  }
+
+  /// `stream` ended: its deadline no longer matters.
+  func streamEnded(_ stream: HTTP2ClientStream) {
+    deadlines.remove(stream)
+  }
+
   func cancel(_ stream: HTTP2ClientStream, _ error: RPCError) {
     guard !stream.ended else { return }
     stream.deliverEnd(.failure(error), trailers: [:])
@@ -425,6 +437,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     keepaliveTimer = nil
     pingTimeout?.cancel()
     pingTimeout = nil
+    deadlines.removeAll()
     guard let session else { return }
     for stream in streams {
       // nghttp2 creates its stream object only when it sends the HEADERS: a

@@ -8,7 +8,7 @@ import RPCCore
 /// queue, the deframer), touched only on `eventLoop`; and what callers read
 /// (response headers, messages, the status), behind a lock, so that reading a
 /// message that has already arrived costs no thread hop.
-final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
+final class HTTP2ClientStream: ClientStream, DeadlineQueueMember, @unchecked Sendable {
   let eventLoop: any EventLoop
   let descriptor: MethodDescriptor
   /// The connection; used on `eventLoop` only.
@@ -25,9 +25,15 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
   var head = ResponseHead()
   var receivedHeadersBlock = false
   var unconsumedBytes = 0
-  var deadlineTimer: Scheduled<Void>?
+  /// The call's timeout (for the message when it passes) and its place in
+  /// the connection's ``DeadlineQueue`` (-1: not queued).
+  var timeout: Duration?
+  var deadlineSlot = -1
   /// Whether the call's outcome is known (nothing more is delivered).
   var ended = false
+  /// For a call started with a completion (``RPCClient/unary(_:request:metadata:timeout:completion:)``):
+  /// called once on the event loop with the whole response when the call ends.
+  var onEnd: (@Sendable (Result<SingleResponse, RPCError>) -> Void)?
   var index = -1
 
   // MARK: Caller state (behind the lock)
@@ -148,6 +154,11 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
       // A large response: read it in turn, reopening the window as it goes.
       return try await singleResponseInTurn()
     }
+    return try takeSingleResponse().get()
+  }
+
+  /// The whole response of an ended call, taken from the buffer.
+  private func takeSingleResponse() -> Result<SingleResponse, RPCError> {
     let (end, headers, first, more, trailers) = inbound.withLockedValue { state in
       let first = state.messages.popFirst()
       let more = !state.messages.isEmpty
@@ -155,8 +166,9 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
       state.messageBytes = 0
       return (state.end!, state.headers, first, more, state.trailers)
     }
-    if case .failure(let error) = end { throw error }
-    return SingleResponse(headers: headers ?? Metadata(), message: first, hadMoreMessages: more, trailers: trailers)
+    return end.map {
+      SingleResponse(headers: headers ?? Metadata(), message: first, hadMoreMessages: more, trailers: trailers)
+    }
   }
 
   var trailers: Metadata { inbound.withLockedValue { $0.trailers } }
@@ -183,8 +195,17 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
     waiter?.resume(returning: metadata)
   }
 
-  /// Hands a response message to the caller; returns the bytes now buffered.
+  /// Hands a response message to the caller; returns the bytes now buffered
+  /// (0 for a call with a completion: it takes the whole response at the end,
+  /// bounded by the maximum message size, so the window stays open).
   func deliverMessage(_ payload: [UInt8]) -> Int {
+    if onEnd != nil {
+      inbound.withLockedValue { state in
+        state.messages.append(payload)
+        state.messageBytes += payload.count
+      }
+      return 0
+    }
     let (waiter, endWaiter, buffered) = inbound.withLockedValue {
       state -> (CheckedContinuation<[UInt8]?, any Error>?, CheckedContinuation<Bool, any Error>?, Int) in
       if let waiter = state.messageWaiter {
@@ -209,8 +230,7 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
   func deliverEnd(_ result: Result<Void, RPCError>, trailers: Metadata) {
     guard !ended else { return }
     ended = true
-    deadlineTimer?.cancel()
-    deadlineTimer = nil
+    connection.streamEnded(self)
     let (headersWaiter, messageWaiter, endWaiter) = inbound.withLockedValue { state in
       state.end = result
       state.trailers = trailers
@@ -221,6 +241,10 @@ final class HTTP2ClientStream: ClientStream, @unchecked Sendable {
       return waiters
     }
     endWaiter?.resume(returning: true)
+    if let onEnd {
+      self.onEnd = nil
+      onEnd(takeSingleResponse())
+    }
     switch result {
     case .success:
       // A Trailers-Only success: no response headers, no messages.

@@ -37,6 +37,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   // Keepalive.
   private var lastReadNanos: UInt64 = 0
   private var keepaliveTimer: Scheduled<Void>?
+  /// The deadlines of calls that did not finish inline, under one timer.
+  private var deadlines = DeadlineQueue<ServerStream>()
   private var pingTimeout: Scheduled<Void>?
   private var lastClientPingNanos: UInt64 = 0
   private var pingStrikes = 0
@@ -470,18 +472,21 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     NIOLoopBound(stream, eventLoop: context!.eventLoop)
   }
 
-  /// Arms the deadline timer of a call that did not finish inline. (Calls
-  /// answered at once never pay for a timer.)
+  /// Queues the deadline of a call that did not finish inline. (Calls
+  /// answered at once never touch the deadline queue.)
   private func startDeadline(_ stream: ServerStream) {
     guard let deadline = stream.deadline, let context else { return }
-    // Strong captures: the timer is cancelled when the call finishes (weak
-    // references would give the handler and the stream slower reference counting).
-    stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-      guard stream.phase != .finished else { return }
-      self.abandon(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
-      self.finishWithStatus(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
-      self.scheduleFlush()
+    deadlines.insert(stream, deadline: deadline, on: context.eventLoop, expire: expireDeadlines)
+  }
+
+  /// The deadline timer fired: ends every call that is past its deadline.
+  private func expireDeadlines() {
+    for stream in deadlines.popExpired(now: context?.eventLoop.now ?? .now()) where stream.phase != .finished {
+      abandon(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
+      finishWithStatus(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
     }
+    if let context { deadlines.rearm(on: context.eventLoop, expire: expireDeadlines) }
+    scheduleFlush()
   }
 
   // MARK: - Completing calls
@@ -578,8 +583,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     stream.context?.cancel()
     stream.task?.cancel()
     stream.task = nil
-    stream.deadlineTimer?.cancel()
-    stream.deadlineTimer = nil
+    deadlines.remove(stream)
     stream.inboundError = stream.inboundError ?? reason
     if let reader = stream.reader {
       stream.reader = nil
@@ -597,8 +601,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private func markFinished(_ stream: ServerStream, code: StatusCode) {
     guard stream.phase != .finished else { return }
     stream.phase = .finished
-    stream.deadlineTimer?.cancel()
-    stream.deadlineTimer = nil
+    deadlines.remove(stream)
     if let entry = stream.entry {
       let elapsed = Self.nowNanos() &- stream.startNanos
       metricsBatch.ended(entry, code: code, nanoseconds: Int64(truncatingIfNeeded: elapsed), methods: routes.count)
@@ -861,6 +864,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     keepaliveTimer = nil
     pingTimeout?.cancel()
     pingTimeout = nil
+    deadlines.removeAll()
     let streams = openStreams
     for stream in streams {
       abandon(stream, reason)

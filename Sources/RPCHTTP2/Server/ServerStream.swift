@@ -8,7 +8,7 @@ import RPCCore
 /// the first request header until the stream closes; used only on the
 /// connection's event loop. Tasks running the handler reach it through
 /// `NIOLoopBound` and `EventLoop.execute`.
-final class ServerStream {
+final class ServerStream: DeadlineQueueMember {
   /// Where the call is in its life.
   enum Phase {
     /// Request headers are arriving.
@@ -62,7 +62,8 @@ final class ServerStream {
   var writers: [CheckedContinuation<Void, any Error>] = []
 
   var task: Task<Void, Never>?
-  var deadlineTimer: Scheduled<Void>?
+  /// Its place in the connection's ``DeadlineQueue`` (-1: not queued).
+  var deadlineSlot = -1
 
   init(id: Int32, connection: ServerConnectionHandler, maxMessageLength: Int) {
     self.id = id
