@@ -72,36 +72,13 @@ struct LoadCommand: AsyncParsableCommand {
     }
     guard !saleID.isEmpty else { throw ValidationError("--sale or --create-sale is needed") }
 
-    let shared = SharedState()
+    let driver = LoadDriver(
+      client: client, saleID: saleID, runID: runID, serviceToken: token,
+      end: ContinuousClock.now + .milliseconds(Int64(duration * 1000)))
     let start = ContinuousClock.now
-    let end = start + .milliseconds(Int64(duration * 1000))
-    let run = runID
-    let saleToBook = saleID
-    await withTaskGroup(of: Void.self) { group in
-      for _ in 0..<max(1, concurrency) {
-        group.addTask {
-          var local = LoadStats()
-          while ContinuousClock.now < end {
-            let n = shared.counter.add(1, ordering: .relaxed).newValue
-            var metadata = Metadata()
-            CallerIdentity(userID: "u-\(run)-\(n)").apply(to: &metadata, serviceToken: token)
-            let began = ContinuousClock.now
-            do {
-              _ = try await booking.book(
-                BookRequest(saleID: saleToBook, idempotencyKey: "k-\(run)-\(n)"), metadata: metadata,
-                options: CallOptions(timeout: .seconds(30)))
-              local.record(latency: ContinuousClock.now - began, outcome: "HELD")
-            } catch {
-              local.record(latency: ContinuousClock.now - began, outcome: Self.reason((error as? RPCError) ?? RPCError(wrapping: error)))
-            }
-          }
-          let finished = local
-          shared.stats.withLock { $0.merge(finished) }
-        }
-      }
-    }
+    await driver.run(concurrency: max(1, concurrency))
     let elapsed = ContinuousClock.now - start
-    shared.stats.withLock { $0.report(elapsed: elapsed, saleID: saleID, concurrency: concurrency, connections: connections) }
+    driver.stats.withLock { $0.report(elapsed: elapsed, saleID: saleID, concurrency: concurrency, connections: connections) }
   }
 
   /// The ErrorInfo reason of a refusal, else the status code's name.
@@ -113,10 +90,66 @@ struct LoadCommand: AsyncParsableCommand {
   }
 }
 
-/// What the calling tasks share: the call counter and the merged results.
-final class SharedState: Sendable {
-  let counter = Atomic<Int>(0)
+/// Keeps `concurrency` Book calls in flight until the end time: each call's
+/// completion records its outcome and starts the next call. The calls use the
+/// client's completion-based unary call, so that the load generator spends its
+/// CPU on calls rather than on a task and two thread hops per call (it shares
+/// the machine with the server it measures).
+final class LoadDriver: Sendable {
   let stats = Mutex(LoadStats())
+  private let client: RPCClient
+  private let saleID: String
+  private let runID: String
+  private let serviceToken: String
+  private let end: ContinuousClock.Instant
+  private let counter = Atomic<Int>(0)
+  private let running = Atomic<Int>(0)
+  private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
+
+  init(client: RPCClient, saleID: String, runID: String, serviceToken: String, end: ContinuousClock.Instant) {
+    self.client = client
+    self.saleID = saleID
+    self.runID = runID
+    self.serviceToken = serviceToken
+    self.end = end
+  }
+
+  /// Runs `concurrency` chains of calls; returns when every one has ended.
+  func run(concurrency: Int) async {
+    await withCheckedContinuation { continuation in
+      finished.withLock { $0 = continuation }
+      running.store(concurrency, ordering: .relaxed)
+      for _ in 0..<concurrency { next() }
+    }
+  }
+
+  private func next() {
+    guard ContinuousClock.now < end else {
+      if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+        finished.withLock { $0.take() }?.resume()
+      }
+      return
+    }
+    let n = counter.add(1, ordering: .relaxed).newValue
+    var metadata = Metadata()
+    CallerIdentity(userID: "u-\(runID)-\(n)").apply(to: &metadata, serviceToken: serviceToken)
+    let request = FramedMessage(BookRequest(saleID: saleID, idempotencyKey: "k-\(runID)-\(n)"))
+    let began = ContinuousClock.now
+    client.unary(Booking.Method.book, request: request, metadata: metadata, timeout: .seconds(30)) { result in
+      let outcome: String
+      switch result {
+      case .success(let response) where response.message != nil && !response.hadMoreMessages:
+        outcome = "HELD"
+      case .success:
+        outcome = "BAD_RESPONSE"
+      case .failure(let error):
+        outcome = LoadCommand.reason(error)
+      }
+      let latency = ContinuousClock.now - began
+      self.stats.withLock { $0.record(latency: latency, outcome: outcome) }
+      self.next()
+    }
+  }
 }
 
 /// Latencies and outcomes of a run.
