@@ -1,0 +1,81 @@
+import FlashSaleDomain
+import FlashSaleTestSupport
+import SQLiteSaleStore
+import SQLiteSupport
+import Testing
+
+/// Group commit: every write waits for a flush of the write-ahead log, and
+/// writes in flight together share flushes.
+@Suite("WAL syncer")
+struct WALSyncerTests {
+  @Test("concurrent claims each return after a flush, and share flushes")
+  func grouping() async throws {
+    let clock = ManualClock()
+    let store = try SQLiteSaleStore(path: TemporaryDirectory.shared.file("wal-\(UInt64.random(in: 0 ... .max)).db"))
+    let sale = try await store.createSale(
+      SaleDefinition(
+        itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 100), quantity: 1_000,
+        startsAt: clock.now(), endsAt: clock.now() + .seconds(3600)),
+      id: SaleID("sale_wal"), idempotencyKey: nil, now: clock.now())
+    let before = store.walFlushes
+    #expect(before >= 1, "creating the sale returned before any flush")
+    // 200 claims of one request each: 200 transactions, 200 commits.
+    let held = try await withThrowingTaskGroup(of: Int.self) { group in
+      for i in 0..<200 {
+        group.addTask {
+          let outcomes = try await store.claim(
+            [ClaimRequest(
+              saleID: sale.id, userID: UserID("u\(i)"), idempotencyKey: "k\(i)",
+              bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))],
+            now: clock.now())
+          if case .held = outcomes[0] { return 1 }
+          return 0
+        }
+      }
+      return try await group.reduce(0, +)
+    }
+    #expect(held == 200)
+    let flushes = store.walFlushes - before
+    #expect(flushes >= 1)
+    #expect(flushes < 200, "every commit had a flush of its own: no group commit")
+  }
+
+  @Test("a ticket is durable once a flush that started after its commit finished")
+  func tickets() async throws {
+    let path = TemporaryDirectory.shared.file("plain-\(UInt64.random(in: 0 ... .max))")
+    try [UInt8](repeating: 1, count: 4096).write(toFile: path)
+    let syncer = WALSyncer(walPath: path, label: "test.sync")
+    #expect(syncer.lastCommit == 0)
+    let first = syncer.noteCommit()
+    let second = syncer.noteCommit()
+    #expect((first, second) == (1, 2))
+    try await syncer.waitUntilDurable(second)
+    #expect(syncer.flushes == 1)
+    try await syncer.waitUntilDurable(first)  // already durable: no new flush
+    #expect(syncer.flushes == 1)
+  }
+
+  @Test("a flush that fails fails every waiting and later caller")
+  func failureIsFinal() async throws {
+    // stat fails with ENOTDIR: the log cannot be flushed.
+    let syncer = WALSyncer(walPath: "/dev/null/cannot-exist-wal", label: "test.sync")
+    for attempt in 0..<2 {
+      await #expect(throws: SQLiteError.self, "attempt \(attempt)") {
+        try await syncer.waitUntilDurable(syncer.noteCommit())
+      }
+    }
+    #expect(syncer.flushes == 1)
+  }
+}
+
+extension Array where Element == UInt8 {
+  fileprivate func write(toFile path: String) throws {
+    guard let file = fopen(path, "wb") else { throw SQLiteError(code: 14, message: "cannot create \(path)") }
+    defer { fclose(file) }
+    _ = withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+  }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
