@@ -263,7 +263,7 @@ struct ServeCommand: AsyncParsableCommand {
   private func openSaleCore(
     logger: Logger, services: inout [ServiceGroupConfiguration.ServiceConfiguration]
   ) async throws -> SaleCore {
-    let store = try await self.store.open()
+    let store = try await self.store.open(serving: true)
     let clock = SystemClock()
     let availability = AvailabilityTracker(store: store, clock: clock)
     let core = SaleCore(store: store, clock: clock, availability: availability)

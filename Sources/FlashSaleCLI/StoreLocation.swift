@@ -31,11 +31,12 @@ enum StoreLocation: ExpressibleByArgument, CustomStringConvertible {
     }
   }
 
-  /// Opens the store, running its migrations.
-  func open() async throws -> any SaleStore {
+  /// Opens the store, running its migrations. `serving`: for `flashsale
+  /// serve`, which holds an SQLite store for itself (one process serves a file).
+  func open(serving: Bool = false) async throws -> any SaleStore {
     switch self {
     case .sqlite(let path):
-      return try SQLiteSaleStore(path: path)
+      return try SQLiteSaleStore(path: path, exclusive: serving)
     case .postgres(let url):
       return try await PostgresSaleStore.connect(url: url)
     }

@@ -33,7 +33,15 @@ public actor InMemorySaleStore: SaleStore {
   private var claimKeys: [String: BookingID] = [:]
   private var activeByUser: [SaleID: [UserID: Int32]] = [:]
 
-  public init() {}
+  /// Whether the sale core may keep its own index of claimed keys (see
+  /// ``SaleStore/isSoleWriter``); off by default, as for a shared store.
+  public nonisolated let isSoleWriter: Bool
+  /// How many keys ``bookings(idempotencyKeys:)`` was asked for.
+  public private(set) var keysRead = 0
+
+  public init(soleWriter: Bool = false) {
+    self.isSoleWriter = soleWriter
+  }
 
   // MARK: Sales
 
@@ -200,7 +208,12 @@ public actor InMemorySaleStore: SaleStore {
     bookings[id]
   }
 
+  public func idempotencyKeyFingerprints() -> Set<UInt64> {
+    Set(claimKeys.keys.map(ClaimedKeys.fingerprint))
+  }
+
   public func bookings(idempotencyKeys: [String]) -> [String: Booking] {
+    keysRead += idempotencyKeys.count
     var found: [String: Booking] = [:]
     for key in idempotencyKeys {
       if let booking = claimKeys[key].flatMap({ bookings[$0] }) { found[key] = booking }

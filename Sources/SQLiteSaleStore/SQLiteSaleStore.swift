@@ -25,12 +25,21 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
   /// The file.
   public let path: String
 
+  /// The lock of a store opened `exclusive`.
+  private let lock: ExclusiveFileLock?
+
   /// Opens (creating when missing) the store at `path` and runs its migrations.
   ///
-  /// - Parameter maximumFileSize: when set, the file may not grow past about
-  ///   this many bytes: writes that would need more fail with `SQLITE_FULL`
-  ///   and change nothing, as on a full volume.
-  public init(path: String, maximumFileSize: Int64? = nil) throws {
+  /// - Parameters:
+  ///   - maximumFileSize: when set, the file may not grow past about
+  ///     this many bytes: writes that would need more fail with `SQLITE_FULL`
+  ///     and change nothing, as on a full volume.
+  ///   - exclusive: take `PATH.lock` so that no other process serves the file
+  ///     meanwhile; the store is then the sole writer (``isSoleWriter``) and
+  ///     the sale core may trust what it remembers of its own writes. Tools
+  ///     that only read or repair (audit, reconcile) open it without.
+  public init(path: String, maximumFileSize: Int64? = nil, exclusive: Bool = false) throws {
+    self.lock = exclusive ? try ExclusiveFileLock(path: path + ".lock", holder: "a flashsale process serving \(path)") : nil
     self.path = path
     self.syncer = WALSyncer(walPath: path + "-wal", label: "flashsale.sqlite-store.sync")
     self.writer = SQLiteWorker(
@@ -49,6 +58,17 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
     }
     try await syncer.waitUntilDurable(ticket)
     return try result.get()
+  }
+
+  public var isSoleWriter: Bool { lock != nil }
+
+  public func idempotencyKeyFingerprints() async throws -> Set<UInt64> {
+    let fingerprints = try await reader.run { reader in
+      try reader.connection.query("SELECT idempotency_key FROM bookings") { row in
+        row.withTextBytes(0) { ClaimedKeys.fingerprint($0) }
+      }
+    }
+    return Set(fingerprints)
   }
 
   /// How many times the write-ahead log was flushed (for tests and the benchmark).
@@ -106,11 +126,14 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
 
   public func bookings(idempotencyKeys: [String]) async throws -> [String: Booking] {
     let found = try await reader.run { reader in
-      var found: [String: Booking] = [:]
-      for key in idempotencyKeys {
-        if let booking = try reader.booking(idempotencyKey: key) { found[key] = booking }
+      // One read transaction for the batch, not one (and its WAL lock) per key.
+      try reader.connection.transaction {
+        var found: [String: Booking] = [:]
+        for key in idempotencyKeys {
+          if let booking = try reader.booking(idempotencyKey: key) { found[key] = booking }
+        }
+        return found
       }
-      return found
     }
     try await syncer.waitUntilDurable(syncer.lastCommit)
     return found

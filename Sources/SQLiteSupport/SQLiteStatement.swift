@@ -70,6 +70,11 @@ public final class SQLiteStatement {
 
   fileprivate func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
   fileprivate func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+  fileprivate func withTextBytes<T>(_ column: Int32, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+    guard let bytes = sqlite3_column_text(handle, column) else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+    // The length after sqlite3_column_text, as SQLite asks.
+    return body(UnsafeRawBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(handle, column))))
+  }
   fileprivate func text(_ column: Int32) -> String {
     guard let bytes = sqlite3_column_text(handle, column) else { return "" }
     let count = Int(sqlite3_column_bytes(handle, column))
@@ -90,4 +95,8 @@ public struct SQLiteRow {
   public func text(_ column: Int32) -> String { statement.text(column) }
   public func optionalText(_ column: Int32) -> String? { statement.isNull(column) ? nil : statement.text(column) }
   public func optionalInt64(_ column: Int32) -> Int64? { statement.isNull(column) ? nil : statement.int64(column) }
+  /// The UTF-8 bytes of a text column, without making a `String`; valid only inside `body`.
+  public func withTextBytes<T>(_ column: Int32, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+    statement.withTextBytes(column, body)
+  }
 }

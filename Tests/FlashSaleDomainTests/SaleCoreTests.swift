@@ -165,3 +165,100 @@ struct SaleCoreTests {
     #expect(await updates.next()?.counts.available == 2)
   }
 }
+
+/// The in-memory index of claimed keys, for a store the process alone writes.
+@Suite("Claimed keys")
+struct ClaimedKeysTests {
+  let clock = ManualClock()
+
+  func soldOutSale(_ core: SaleCore) async throws -> (Sale, SaleCore.BookResult) {
+    let sale = try await core.createSale(
+      SaleDefinition(
+        itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 100), quantity: 1,
+        startsAt: clock.now(), endsAt: clock.now() + .seconds(3600)),
+      idempotencyKey: nil)
+    let held = try await core.book(saleID: sale.id, userID: UserID("winner"), idempotencyKey: "k-winner")
+    try await core.availability.refresh()  // the counts in memory now say sold out (for now)
+    return (sale, held)
+  }
+
+  func reason(_ body: () async throws -> SaleCore.BookResult) async -> DomainError.Reason? {
+    do {
+      _ = try await body()
+      return nil
+    } catch let error as DomainError {
+      return error.reason
+    } catch {
+      Issue.record("unexpected \(error)")
+      return nil
+    }
+  }
+
+  /// Waits until refusals no longer read keys from the store (the index loaded).
+  func untilIndexed(_ core: SaleCore, _ store: InMemorySaleStore, _ sale: Sale) async throws {
+    for attempt in 0..<200 {
+      let before = await store.keysRead
+      _ = await reason { try await core.book(saleID: sale.id, userID: UserID("probe"), idempotencyKey: "probe-\(attempt)") }
+      if await store.keysRead == before { return }
+      try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("the key index never loaded")
+  }
+
+  @Test("a sold-out sale refuses unknown keys without a store read, and still replays a granted key")
+  func refusalsFromTheIndex() async throws {
+    let store = InMemorySaleStore(soleWriter: true)
+    let core = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
+    let (sale, held) = try await soldOutSale(core)
+    try await untilIndexed(core, store, sale)
+    let readsBefore = await store.keysRead
+    for i in 0..<50 {
+      let refused = await reason { try await core.book(saleID: sale.id, userID: UserID("u\(i)"), idempotencyKey: "k\(i)") }
+      #expect(refused == .soldOutForNow)
+    }
+    #expect(await store.keysRead == readsBefore, "refusals read keys from the store")
+    // The winner's retry goes the claim's way and gets the same booking.
+    let retry = try await core.book(saleID: sale.id, userID: UserID("winner"), idempotencyKey: "k-winner")
+    #expect(retry.replayed)
+    #expect(retry.booking == held.booking)
+    // The same key from someone else is still refused as a reuse.
+    #expect(await reason { try await core.book(saleID: sale.id, userID: UserID("thief"), idempotencyKey: "k-winner") }
+      == .idempotencyKeyReused)
+  }
+
+  @Test("keys already in the store when the process starts are in the index")
+  func loadedAtStart() async throws {
+    let store = InMemorySaleStore(soleWriter: true)
+    let first = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
+    let (sale, held) = try await soldOutSale(first)
+    // A new process over the same store.
+    let second = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
+    _ = try await second.availability.snapshot(sale.id)
+    try await second.availability.refresh()
+    try await untilIndexed(second, store, sale)
+    let retry = try await second.book(saleID: sale.id, userID: UserID("winner"), idempotencyKey: "k-winner")
+    #expect(retry.replayed && retry.booking == held.booking)
+  }
+
+  @Test("a shared store keeps no index: refusals read the key from the store")
+  func sharedStoreReads() async throws {
+    let store = InMemorySaleStore()
+    let core = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
+    let (sale, _) = try await soldOutSale(core)
+    var readsPerRefusal: [Int] = []
+    for attempt in 0..<3 {
+      let before = await store.keysRead
+      let refused = await reason { try await core.book(saleID: sale.id, userID: UserID("u"), idempotencyKey: "k\(attempt)") }
+      #expect(refused == .soldOutForNow)
+      readsPerRefusal.append(await store.keysRead - before)
+    }
+    #expect(readsPerRefusal == [1, 1, 1])
+  }
+
+  @Test("fingerprints are FNV-1a 64 of the UTF-8 bytes")
+  func fingerprint() {
+    #expect(ClaimedKeys.fingerprint("") == 0xcbf2_9ce4_8422_2325)
+    #expect(ClaimedKeys.fingerprint("a") == 0xaf63_dc4c_8601_ec8c)
+    #expect(ClaimedKeys.fingerprint("foobar") == 0x8594_4171_f739_67e8)
+  }
+}

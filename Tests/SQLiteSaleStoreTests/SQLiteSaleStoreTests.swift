@@ -88,3 +88,42 @@ struct SQLiteSaleStoreTests {
     #expect(findings.contains { $0.contains("counters") })
   }
 }
+
+/// The embedded store served by one process.
+@Suite("SQLite store ownership")
+struct SQLiteStoreOwnershipTests {
+  @Test("a second process cannot serve the file; tools open it beside the server")
+  func exclusive() async throws {
+    let path = TemporaryDirectory.shared.file("owned-\(UInt64.random(in: 0 ... .max)).db")
+    var owner: SQLiteSaleStore? = try SQLiteSaleStore(path: path, exclusive: true)
+    #expect(owner?.isSoleWriter == true)
+    #expect {
+      _ = try SQLiteSaleStore(path: path, exclusive: true)
+    } throws: { error in
+      "\(error)".contains("is locked: a flashsale process serving \(path) is running")
+    }
+    let tool = try SQLiteSaleStore(path: path)
+    #expect(!tool.isSoleWriter)
+    owner = nil  // released
+    #expect(try SQLiteSaleStore(path: path, exclusive: true).isSoleWriter)
+  }
+
+  @Test("the key fingerprints are those of the stored bookings")
+  func fingerprints() async throws {
+    let clock = ManualClock()
+    let store = try SQLiteSaleStore(path: TemporaryDirectory.shared.file("keys-\(UInt64.random(in: 0 ... .max)).db"))
+    let sale = try await store.createSale(
+      SaleDefinition(
+        itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 100), quantity: 10,
+        startsAt: clock.now(), endsAt: clock.now() + .seconds(3600)),
+      id: SaleID("sale_keys"), idempotencyKey: nil, now: clock.now())
+    let keys = ["k-1", "k-ü", "k-3"]
+    _ = try await store.claim(
+      keys.enumerated().map {
+        ClaimRequest(
+          saleID: sale.id, userID: UserID("u\($0.offset)"), idempotencyKey: $0.element,
+          bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
+      }, now: clock.now())
+    #expect(try await store.idempotencyKeyFingerprints() == Set(keys.map(ClaimedKeys.fingerprint)))
+  }
+}

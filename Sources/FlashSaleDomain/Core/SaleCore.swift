@@ -12,6 +12,9 @@ public final class SaleCore: Sendable {
   private let claims: Batcher<ClaimRequest, ClaimOutcome>
   /// Idempotency-key reads of refusals made from memory, batched the same way.
   private let keyReads: Batcher<String, Booking?>
+  /// The keys claims have used, for a store this process alone writes: a
+  /// refusal from memory then needs no key read at all.
+  private let claimedKeys: ClaimedKeys?
   private let holds = Counter(label: "flashsale_bookings_total", dimensions: [("event", "held")])
   private let confirms = Counter(label: "flashsale_bookings_total", dimensions: [("event", "confirmed")])
   private let cancels = Counter(label: "flashsale_bookings_total", dimensions: [("event", "cancelled")])
@@ -34,6 +37,13 @@ public final class SaleCore: Sendable {
     self.keyReads = Batcher(maximumBatchSize: maximumBatchSize, maximumConcurrentBatches: 2) { [store] keys in
       let found = try await store.bookings(idempotencyKeys: keys)
       return keys.map { found[$0] }
+    }
+    if store.isSoleWriter {
+      let claimedKeys = ClaimedKeys()
+      self.claimedKeys = claimedKeys
+      Task { await claimedKeys.load(from: store) }
+    } else {
+      self.claimedKeys = nil
     }
   }
 
@@ -113,6 +123,16 @@ public final class SaleCore: Sendable {
     if let refusal = availability.refusalFromMemory(saleID) {
       // Sold out (or not open): no claim, no write. Only a retry of a claim
       // that did get a unit goes on, to be answered with its booking.
+      if let neverUsed = claimedKeys?.neverUsed(idempotencyKey) {
+        if neverUsed {
+          refusalsFromMemory.increment()
+          completion(.failure(refusal))
+        } else {
+          // Maybe a retry: the claim answers with the booking, or refuses.
+          claim(request(), completion: completion)
+        }
+        return
+      }
       keyReads.submit(idempotencyKey) { [refusalsFromMemory] result in
         switch result {
         case .success(nil):
@@ -132,6 +152,7 @@ public final class SaleCore: Sendable {
   private func claim(
     _ request: ClaimRequest, completion: @escaping @Sendable (Result<BookResult, any Error>) -> Void
   ) {
+    claimedKeys?.record(request.idempotencyKey)
     claims.submit(request) { [holds] result in
       completion(
         result.flatMap { outcome in

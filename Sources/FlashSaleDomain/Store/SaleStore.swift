@@ -105,10 +105,23 @@ public protocol SaleStore: Sendable {
   /// How many claim batches may commit at once: 1 for a store with a single
   /// writer, more for one whose claims do not block each other.
   var concurrentClaimBatches: Int { get }
+
+  /// Whether this process is the only writer of the store (an embedded file
+  /// it holds locked), so that what it remembers of its own writes is the
+  /// whole truth; see ``ClaimedKeys``.
+  var isSoleWriter: Bool { get }
+
+  /// The fingerprints (``ClaimedKeys/fingerprint(_:)``) of the idempotency
+  /// keys of every booking in the store. Needed only when ``isSoleWriter``.
+  func idempotencyKeyFingerprints() async throws -> Set<UInt64>
 }
 
 extension SaleStore {
   public var concurrentClaimBatches: Int { 1 }
+  public var isSoleWriter: Bool { false }
+  public func idempotencyKeyFingerprints() async throws -> Set<UInt64> {
+    throw StoreFault("this store is shared by several processes: it keeps no key index in memory")
+  }
 }
 
 /// Where a page of ``SaleStore/sales(limit:before:)`` starts.
