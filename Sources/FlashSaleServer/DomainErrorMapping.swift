@@ -2,6 +2,7 @@ import FlashSaleCheckout
 import FlashSaleDomain
 import RPCCore
 import StandardProtos
+import Synchronization
 
 /// How the sale core's refusals travel as gRPC statuses: each ``DomainError``
 /// reason has one status code (the table in the README), and the reason itself
@@ -35,15 +36,7 @@ enum DomainErrorMapping {
     case is CancellationError:
       return RPCError(wrapping: error)
     case let domain as DomainError:
-      var details: [ErrorDetail] = [.errorInfo(Google_Rpc_ErrorInfo(reason: domain.reason.rawValue, domain: Self.domain))]
-      if let field = domain.field {
-        details.append(
-          .badRequest(Google_Rpc_BadRequest(fieldViolations: [.init(field: field, description: domain.message)])))
-      }
-      if domain.reason == .soldOutForNow {
-        details.append(.retryInfo(Google_Rpc_RetryInfo(retryDelay: Google_Protobuf_Duration(.seconds(5)))))
-      }
-      return RPCError(code: code(for: domain.reason), message: domain.message, details: details)
+      return rpcError(domain)
     case let fault as StoreFault:
       return RPCError(
         code: .internal, message: fault.message,
@@ -58,6 +51,37 @@ enum DomainErrorMapping {
           .retryInfo(Google_Rpc_RetryInfo(retryDelay: Google_Protobuf_Duration(.milliseconds(200)))),
         ])
     }
+  }
+
+  /// The refusals a sale gives every caller alike (sold out, not open), whose
+  /// `google.rpc.Status` is serialized once each and kept (up to 1,024).
+  private static let cachedReasons: Set<DomainError.Reason> = [
+    .soldOut, .soldOutForNow, .saleNotStarted, .saleEnded, .salePaused,
+  ]
+  private static let cache = Mutex([DomainError: RPCError]())
+
+  /// The RPC error of a refusal.
+  static func rpcError(_ domain: DomainError) -> RPCError {
+    guard cachedReasons.contains(domain.reason) else { return makeRPCError(domain) }
+    if let cached = cache.withLock({ $0[domain] }) { return cached }
+    let error = makeRPCError(domain)
+    cache.withLock { cache in
+      if cache.count >= 1024 { cache.removeAll(keepingCapacity: true) }
+      cache[domain] = error
+    }
+    return error
+  }
+
+  private static func makeRPCError(_ domain: DomainError) -> RPCError {
+    var details: [ErrorDetail] = [.errorInfo(Google_Rpc_ErrorInfo(reason: domain.reason.rawValue, domain: Self.domain))]
+    if let field = domain.field {
+      details.append(
+        .badRequest(Google_Rpc_BadRequest(fieldViolations: [.init(field: field, description: domain.message)])))
+    }
+    if domain.reason == .soldOutForNow {
+      details.append(.retryInfo(Google_Rpc_RetryInfo(retryDelay: Google_Protobuf_Duration(.seconds(5)))))
+    }
+    return RPCError(code: code(for: domain.reason), message: domain.message, details: details)
   }
 }
 
