@@ -142,29 +142,40 @@ enum PostgresSaleSchema {
       """
       CREATE OR REPLACE FUNCTION flashsale_claim_batch(p_sales text[], p_users text[], p_keys text[], p_ids text[], p_now bigint)
       RETURNS TABLE (idx int, outcome text, refusal text, detail text, booking text[], units_left bigint)
-      LANGUAGE plpgsql AS $$
+      LANGUAGE plpgsql
+      -- Every statement here finds rows by key. In the first minutes of a sale
+      -- the bookings table grows faster than its statistics: the planner,
+      -- still believing it small, scanned all of it for the batch's keys.
+      SET enable_seqscan = off
+      AS $$
       #variable_conflict use_column
-      -- Two passes, so that a batch takes every row lock it may wait for
-      -- before any it makes others wait for:
-      --   1. in (sale, user) order: the idempotency key (advisory lock), the
-      --      sale's checks, the user's counter row (the per-user limit);
-      --   2. in arrival order: a unit, from rows locked with SKIP LOCKED only
-      --      (a shard, or a returned unit with its shard), and the booking.
-      -- Cancels and the expiry job lock user rows before shard rows too, so no
-      -- two transactions can wait on each other in a cycle.
+      -- Statements per batch where they can be, per claim only where a claim's
+      -- outcome needs its own (the user's counter row); every statement costs
+      -- the executor a start-up, which dominated the claim's CPU.
+      -- Lock order, so that no two transactions wait on each other in a cycle:
+      --   1. the batch's idempotency keys (advisory locks), in hash order;
+      --   2. in (sale, user) order: the users' counter rows (the per-user limit);
+      --   3. only with SKIP LOCKED: a shard, or a returned unit with its shard.
+      -- Cancels and the expiry job lock user rows before shard rows too.
       DECLARE
         i int;
         s sales;
         existing bookings;
-        b bookings;
         v_unit bigint;
         v_active int;
         v_held bigint;
         v_free bigint;
         v_pending int[] := '{}';
+        -- Keys already in the store, and claims repeating a key earlier in
+        -- this batch (they run again after it commits, and replay).
+        v_existing text[];
+        v_repeats int[];
+        -- Whether the current sale may have returned units to take.
+        v_returned boolean;
         -- Units left per sale: read before the batch takes any, then counted
         -- down by its holds.
         v_left jsonb := '{}';
+        v_sale_left bigint;
         -- The shard this batch draws fresh units from: locked (SKIP LOCKED) for
         -- the whole transaction, its row written once when the batch moves on
         -- (updating one row per claim would grow a version chain per claim).
@@ -173,16 +184,33 @@ enum PostgresSaleSchema {
         v_block_next bigint;
         v_block_end bigint;
         v_block_used bigint := 0;
+        -- The holds, inserted together at the end.
+        h_idx int[] := '{}';
+        h_ids text[] := '{}';
+        h_sales text[] := '{}';
+        h_users text[] := '{}';
+        h_units bigint[] := '{}';
+        h_expires bigint[] := '{}';
+        h_keys text[] := '{}';
+        h_left bigint[] := '{}';
       BEGIN
-        -- Pass 1.
+        -- A retry of a claim still in flight in another transaction waits
+        -- here for it to commit, then finds its booking and replays it.
+        PERFORM pg_advisory_xact_lock(x.h)
+          FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(p_keys) AS k ORDER BY 1) AS x;
+        SELECT coalesce(array_agg(b.idempotency_key), '{}') INTO v_existing
+          FROM bookings b WHERE b.idempotency_key = ANY(p_keys);
+        SELECT coalesce(array_agg(t.ord::int), '{}') INTO v_repeats FROM (
+            SELECT ord, row_number() OVER (PARTITION BY k ORDER BY ord) AS nth
+            FROM unnest(p_keys) WITH ORDINALITY AS u(k, ord)) AS t
+          WHERE t.nth > 1;
+
+        -- Pass 1, in (sale, user) order: keys, the sale's checks, the limit.
         FOR i IN SELECT t.ord FROM unnest(p_sales, p_users) WITH ORDINALITY AS t(sale_id, user_id, ord)
                  ORDER BY t.sale_id, t.user_id, t.ord LOOP
           idx := i - 1; outcome := 'refused'; refusal := NULL; detail := NULL; booking := NULL; units_left := 0;
-          -- A retry of a claim still in flight in another transaction waits
-          -- here for it to commit, then finds its booking and replays it.
-          PERFORM pg_advisory_xact_lock(hashtextextended(p_keys[i], 0));
-          SELECT * INTO existing FROM bookings WHERE bookings.idempotency_key = p_keys[i];
-          IF FOUND THEN
+          IF p_keys[i] = ANY(v_existing) THEN
+            SELECT * INTO existing FROM bookings WHERE bookings.idempotency_key = p_keys[i];
             IF existing.sale_id <> p_sales[i] OR existing.user_id <> p_users[i] THEN
               refusal := 'IDEMPOTENCY_KEY_REUSED';
               detail := format('idempotency key "%s" was used for another sale or user', p_keys[i]);
@@ -193,6 +221,11 @@ enum PostgresSaleSchema {
             END IF;
             RETURN NEXT;
             CONTINUE;
+          END IF;
+          IF i = ANY(v_repeats) THEN
+            outcome := 'busy';
+            refusal := 'SOLD_OUT_FOR_NOW'; detail := 'the same idempotency key is being claimed in this batch';
+            RETURN NEXT; CONTINUE;
           END IF;
           IF s.id IS DISTINCT FROM p_sales[i] THEN  -- sorted by sale: one read per sale
             SELECT * INTO s FROM sales WHERE sales.id = p_sales[i];
@@ -224,29 +257,34 @@ enum PostgresSaleSchema {
               s.per_user_limit);
             RETURN NEXT; CONTINUE;
           END IF;
-          IF NOT v_left ? s.id THEN
-            v_left := jsonb_set(v_left, ARRAY[s.id], to_jsonb(flashsale_units_left(s.id)));
-          END IF;
           v_pending := v_pending || i;
         END LOOP;
 
-        -- Pass 2.
+        -- Pass 2, in arrival order: a unit for each claim that passed.
         s := NULL;
         FOREACH i IN ARRAY (SELECT coalesce(array_agg(x ORDER BY x), '{}') FROM unnest(v_pending) AS x) LOOP
           idx := i - 1; outcome := 'refused'; refusal := NULL; detail := NULL; booking := NULL; units_left := 0;
           IF s.id IS DISTINCT FROM p_sales[i] THEN
+            IF s.id IS NOT NULL THEN v_left := jsonb_set(v_left, ARRAY[s.id], to_jsonb(v_sale_left)); END IF;
             SELECT * INTO s FROM sales WHERE sales.id = p_sales[i];
+            v_returned := EXISTS (SELECT 1 FROM returned_units WHERE sale_id = s.id);
+            v_sale_left := coalesce((v_left ->> s.id)::bigint, flashsale_units_left(s.id));
           END IF;
           v_unit := NULL;
-          -- A returned unit whose shard row no other transaction holds.
-          SELECT r.unit INTO v_unit FROM returned_units r
-            JOIN sale_shards sh ON sh.sale_id = r.sale_id AND sh.shard = r.unit / s.shard_size
-            WHERE r.sale_id = s.id LIMIT 1 FOR UPDATE OF r, sh SKIP LOCKED;
-          IF v_unit IS NOT NULL THEN
-            DELETE FROM returned_units WHERE sale_id = s.id AND unit = v_unit;
-            UPDATE sale_shards SET held = held + 1, version = version + 1
-              WHERE sale_id = s.id AND shard = v_unit / s.shard_size;
-          ELSE
+          IF v_returned THEN
+            -- A returned unit whose shard row no other transaction holds.
+            SELECT r.unit INTO v_unit FROM returned_units r
+              JOIN sale_shards sh ON sh.sale_id = r.sale_id AND sh.shard = r.unit / s.shard_size
+              WHERE r.sale_id = s.id LIMIT 1 FOR UPDATE OF r, sh SKIP LOCKED;
+            IF v_unit IS NOT NULL THEN
+              DELETE FROM returned_units WHERE sale_id = s.id AND unit = v_unit;
+              UPDATE sale_shards SET held = held + 1, version = version + 1
+                WHERE sale_id = s.id AND shard = v_unit / s.shard_size;
+            ELSE
+              v_returned := false;  -- none free for this batch: fresh units from here on
+            END IF;
+          END IF;
+          IF v_unit IS NULL THEN
             IF v_block_sale IS DISTINCT FROM s.id OR v_block_next >= v_block_end THEN
               -- Write back the shard used so far, then lock the next one no
               -- other transaction holds.
@@ -283,21 +321,29 @@ enum PostgresSaleSchema {
             END IF;
             RETURN NEXT; CONTINUE;
           END IF;
-          INSERT INTO bookings (id, sale_id, user_id, unit, status, created_at, updated_at, hold_expires_at,
-              idempotency_key, fencing_token)
-            VALUES (p_ids[i], s.id, p_users[i], v_unit, 'hold', p_now, p_now, p_now + s.hold_duration_ns, p_keys[i],
-              nextval('fencing_tokens'))
-            RETURNING * INTO b;
-          outcome := 'held';
-          booking := flashsale_booking_text(b);
-          units_left := greatest((v_left ->> s.id)::bigint - 1, 0);
-          v_left := jsonb_set(v_left, ARRAY[s.id], to_jsonb(units_left));
-          RETURN NEXT;
+          v_sale_left := greatest(v_sale_left - 1, 0);
+          h_idx := h_idx || (i - 1); h_ids := h_ids || p_ids[i]; h_sales := h_sales || s.id;
+          h_users := h_users || p_users[i]; h_units := h_units || v_unit;
+          h_expires := h_expires || (p_now + s.hold_duration_ns); h_keys := h_keys || p_keys[i];
+          h_left := h_left || v_sale_left;
         END LOOP;
         IF v_block_sale IS NOT NULL THEN
           UPDATE sale_shards SET next_fresh = v_block_next, held = held + v_block_used, version = version + v_block_used
             WHERE sale_id = v_block_sale AND shard = v_block_shard;
         END IF;
+
+        -- The holds, in one statement, each with its fencing token.
+        RETURN QUERY
+          WITH inserted AS (
+            INSERT INTO bookings (id, sale_id, user_id, unit, status, created_at, updated_at, hold_expires_at,
+                idempotency_key, fencing_token)
+              SELECT t.id, t.sale_id, t.user_id, t.unit, 'hold', p_now, p_now, t.expires, t.key, nextval('fencing_tokens')
+              FROM unnest(h_ids, h_sales, h_users, h_units, h_expires, h_keys)
+                WITH ORDINALITY AS t(id, sale_id, user_id, unit, expires, key, ord)
+              ORDER BY t.ord
+            RETURNING *)
+          SELECT x.i, 'held'::text, NULL::text, NULL::text, flashsale_booking_text(inserted::bookings), x.l
+          FROM inserted JOIN unnest(h_ids, h_idx, h_left) AS x(id, i, l) ON x.id = inserted.id;
       END
       $$
       """,

@@ -125,6 +125,29 @@ struct SaleStoreContractTests {
     #expect(try await store.counts(sale.id).held == 1)
   }
 
+  @Test("one key twice in one batch: one unit, the same booking for both", arguments: stores)
+  func keyTwiceInABatch(kind: String) async throws {
+    let store = try await Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 5, perUserLimit: 3))
+    let request = ClaimRequest(
+      saleID: sale.id, userID: UserID("a"), idempotencyKey: "k-twice",
+      bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
+    var retry = request
+    retry.bookingID = BookingID(IdentifierFactory.make(prefix: "bkg"))
+    let outcomes = try await store.claim([request, retry, request], now: clock.now())
+    let bookings = outcomes.compactMap { outcome -> Booking? in
+      switch outcome {
+      case .held(let booking, _), .replayed(let booking, _): booking
+      case .refused: nil
+      }
+    }
+    #expect(bookings.count == 3, "\(outcomes)")
+    #expect(Set(bookings).count == 1)
+    #expect(outcomes.filter { if case .held = $0 { true } else { false } }.count == 1)
+    #expect(try await store.counts(sale.id).held == 1)
+    #expect(try await store.audit(sale.id) == [])
+  }
+
   @Test("booking is refused outside the sale window and while paused", arguments: stores)
   func windows(kind: String) async throws {
     let store = try await Self.makeStore(kind)
