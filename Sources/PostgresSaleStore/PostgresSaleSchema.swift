@@ -166,6 +166,12 @@ enum PostgresSaleSchema {
         v_held bigint;
         v_free bigint;
         v_pending int[] := '{}';
+        -- Claims that passed the key and sale checks, in (sale, user) order;
+        -- those of a user already among them; the users whose counter rose.
+        v_candidates int[] := '{}';
+        v_again int[] := '{}';
+        v_counted jsonb;
+        v_ok boolean;
         -- Keys already in the store, and claims repeating a key earlier in
         -- this batch (they run again after it commits, and replay).
         v_existing text[];
@@ -205,7 +211,7 @@ enum PostgresSaleSchema {
             FROM unnest(p_keys) WITH ORDINALITY AS u(k, ord)) AS t
           WHERE t.nth > 1;
 
-        -- Pass 1, in (sale, user) order: keys, the sale's checks, the limit.
+        -- Pass 1, in (sale, user) order: keys, the sale's checks.
         FOR i IN SELECT t.ord FROM unnest(p_sales, p_users) WITH ORDINALITY AS t(sale_id, user_id, ord)
                  ORDER BY t.sale_id, t.user_id, t.ord LOOP
           idx := i - 1; outcome := 'refused'; refusal := NULL; detail := NULL; booking := NULL; units_left := 0;
@@ -247,11 +253,43 @@ enum PostgresSaleSchema {
             refusal := 'SALE_PAUSED'; detail := format('sale %s is paused', s.id);
             RETURN NEXT; CONTINUE;
           END IF;
-          v_active := NULL;
-          INSERT INTO user_holdings AS h (sale_id, user_id, active) VALUES (s.id, p_users[i], 1)
-            ON CONFLICT (sale_id, user_id) DO UPDATE SET active = h.active + 1 WHERE h.active < s.per_user_limit
-            RETURNING h.active INTO v_active;
-          IF v_active IS NULL THEN
+          -- Sorted by (sale, user): a user's second claim in the batch follows the first.
+          IF v_candidates <> '{}' AND p_sales[v_candidates[cardinality(v_candidates)]] = s.id
+              AND p_users[v_candidates[cardinality(v_candidates)]] = p_users[i] THEN
+            v_again := v_again || i;
+          END IF;
+          v_candidates := v_candidates || i;
+        END LOOP;
+
+        -- The per-user limit: one statement counts each user's first claim in
+        -- the batch (rows locked in (sale, user) order); a user's further
+        -- claims in the same batch, rare, count one by one after it.
+        WITH first_claims AS (
+          SELECT DISTINCT p_sales[x] AS sale_id, p_users[x] AS user_id
+          FROM unnest(v_candidates) AS x WHERE NOT x = ANY(v_again)),
+        counted AS (
+          INSERT INTO user_holdings AS h (sale_id, user_id, active)
+            SELECT f.sale_id, f.user_id, 1 FROM first_claims f ORDER BY f.sale_id, f.user_id
+            ON CONFLICT (sale_id, user_id) DO UPDATE SET active = h.active + 1
+              WHERE h.active < (SELECT per_user_limit FROM sales WHERE sales.id = h.sale_id)
+            RETURNING h.sale_id, h.user_id)
+        SELECT coalesce(jsonb_object_agg(c.sale_id || chr(31) || c.user_id, true), '{}') INTO v_counted FROM counted c;
+        s := NULL;
+        FOREACH i IN ARRAY v_candidates LOOP
+          idx := i - 1; outcome := 'refused'; refusal := NULL; detail := NULL; booking := NULL; units_left := 0;
+          IF s.id IS DISTINCT FROM p_sales[i] THEN
+            SELECT * INTO s FROM sales WHERE sales.id = p_sales[i];
+          END IF;
+          IF i = ANY(v_again) THEN
+            v_active := NULL;
+            UPDATE user_holdings AS h SET active = h.active + 1
+              WHERE h.sale_id = s.id AND h.user_id = p_users[i] AND h.active < s.per_user_limit
+              RETURNING h.active INTO v_active;
+            v_ok := v_active IS NOT NULL;
+          ELSE
+            v_ok := v_counted ? (s.id || chr(31) || p_users[i]);
+          END IF;
+          IF NOT v_ok THEN
             refusal := 'LIMIT_REACHED';
             detail := format('user %s already holds or bought %s of the %s allowed', p_users[i], s.per_user_limit,
               s.per_user_limit);

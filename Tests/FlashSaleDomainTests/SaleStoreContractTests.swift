@@ -148,6 +148,27 @@ struct SaleStoreContractTests {
     #expect(try await store.audit(sale.id) == [])
   }
 
+  @Test("one user's several claims in one batch count against the limit one by one", arguments: stores)
+  func limitWithinABatch(kind: String) async throws {
+    let store = try await Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 10, perUserLimit: 2))
+    _ = try held(try await claim(store, sale, user: "a"))  // a already holds one
+    let requests = ["a", "b", "a", "b", "a", "b", "c"].enumerated().map { index, user in
+      ClaimRequest(
+        saleID: sale.id, userID: UserID(user), idempotencyKey: "batch-\(index)",
+        bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
+    }
+    let outcomes = try await store.claim(requests, now: clock.now())
+    let heldBy = zip(requests, outcomes).compactMap { request, outcome -> String? in
+      if case .held = outcome { return request.userID.rawValue }
+      return nil
+    }
+    #expect(heldBy.sorted() == ["a", "b", "b", "c"])
+    #expect(outcomes.compactMap(refusal) == [.limitReached, .limitReached, .limitReached])
+    #expect(try await store.counts(sale.id).held == 5)
+    #expect(try await store.audit(sale.id) == [])
+  }
+
   @Test("booking is refused outside the sale window and while paused", arguments: stores)
   func windows(kind: String) async throws {
     let store = try await Self.makeStore(kind)
