@@ -179,7 +179,17 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
       tallies[request.saleID] = tally
       return tally
     }
-    if let existing = try booking(idempotencyKey: request.idempotencyKey) {
+    // Whether the key was used, and how many units the user takes, in one
+    // statement (each statement costs SQLite a step, a reset and bindings).
+    let (keyUsed, active) =
+      try connection.queryFirst(
+        """
+        SELECT EXISTS (SELECT 1 FROM bookings WHERE idempotency_key = ?),
+          (SELECT count(*) FROM bookings WHERE sale_id = ? AND user_id = ? AND status IN ('hold', 'booked'))
+        """,
+        .text(request.idempotencyKey), .text(request.saleID.rawValue), .text(request.userID.rawValue)
+      ) { ($0.int64(0) != 0, $0.int64(1)) } ?? (false, 0)
+    if keyUsed, let existing = try booking(idempotencyKey: request.idempotencyKey) {
       guard existing.saleID == request.saleID, existing.userID == request.userID else {
         return .refused(
           DomainError(
@@ -197,11 +207,6 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
       return .refused(error)
     }
     let limit = tally.sale.definition.perUserLimit
-    let active =
-      try connection.queryFirst(
-        "SELECT count(*) FROM bookings WHERE sale_id = ? AND user_id = ? AND status IN ('hold', 'booked')",
-        .text(request.saleID.rawValue), .text(request.userID.rawValue)
-      ) { $0.int64(0) } ?? 0
     guard active < Int64(limit) else {
       return .refused(
         DomainError(.limitReached, "user \(request.userID) already holds or bought \(active) of the \(limit) allowed"))
