@@ -22,6 +22,10 @@ public struct BookingService: FlashSaleAPI.Booking.ServiceProtocol {
     } catch {
       return .failure(error)
     }
+    // Sold out (or not open), and the key never claimed: answered at once.
+    if let refusal = core.immediateRefusal(saleID: SaleID(request.saleID), idempotencyKey: request.idempotencyKey) {
+      return .failure(DomainErrorMapping.rpcError(refusal))
+    }
     // The claim waits for its batch to commit; the event loop does not.
     return .promise { [core] promise in
       core.book(saleID: SaleID(request.saleID), userID: UserID(user), idempotencyKey: request.idempotencyKey) {

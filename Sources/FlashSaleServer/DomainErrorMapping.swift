@@ -64,7 +64,7 @@ enum DomainErrorMapping {
   static func rpcError(_ domain: DomainError) -> RPCError {
     guard cachedReasons.contains(domain.reason) else { return makeRPCError(domain) }
     if let cached = cache.withLock({ $0[domain] }) { return cached }
-    let error = makeRPCError(domain)
+    let error = makeRPCError(domain).encodingStatusOnce()
     cache.withLock { cache in
       if cache.count >= 1024 { cache.removeAll(keepingCapacity: true) }
       cache[domain] = error

@@ -19,6 +19,8 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
   public var statusDetails: [UInt8]?
   /// Why a call failed before it reached a server, when that is known.
   package var transportFailure: TransportFailure?
+  /// The status as sent, encoded ahead by ``encodingStatusOnce()``.
+  private var encoded: EncodedStatus?
 
   /// An error with a code and a message.
   ///
@@ -55,6 +57,33 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 extension RPCError {
+  /// `grpc-message` (percent-encoded) and `grpc-status-details-bin` (base64)
+  /// as a server sends them.
+  package struct EncodedStatus: Sendable {
+    package var message: String
+    package var details: String?
+    fileprivate var sourceMessage: String
+    fileprivate var sourceDetails: [UInt8]?
+  }
+
+  /// This error with its wire form encoded now, for an error that a server
+  /// sends again and again (a sold-out refusal): sending it then copies the
+  /// encoded strings instead of encoding the message and details per call.
+  public func encodingStatusOnce() -> RPCError {
+    var copy = self
+    copy.encoded = EncodedStatus(
+      message: PercentEncoding.encode(message), details: statusDetails.map { Base64.encode($0, padded: false) },
+      sourceMessage: message, sourceDetails: statusDetails)
+    return copy
+  }
+
+  /// The encoded wire form, if it was made and still matches the message and
+  /// details (both are mutable).
+  package var encodedStatus: EncodedStatus? {
+    guard let encoded, encoded.sourceMessage == message, encoded.sourceDetails == statusDetails else { return nil }
+    return encoded
+  }
+
   /// The error a server sends when it has no handler for a method.
   public static func unimplemented(_ descriptor: MethodDescriptor) -> RPCError {
     RPCError(code: .unimplemented, message: "method \(descriptor.path) is not implemented")

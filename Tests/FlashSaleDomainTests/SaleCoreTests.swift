@@ -221,6 +221,11 @@ struct ClaimedKeysTests {
     let retry = try await core.book(saleID: sale.id, userID: UserID("winner"), idempotencyKey: "k-winner")
     #expect(retry.replayed)
     #expect(retry.booking == held.booking)
+    // What a server can answer at once, on its event loop: only a new, valid key.
+    #expect(core.immediateRefusal(saleID: sale.id, idempotencyKey: "k-fresh")?.reason == .soldOutForNow)
+    #expect(core.immediateRefusal(saleID: sale.id, idempotencyKey: "k-winner") == nil)
+    #expect(core.immediateRefusal(saleID: sale.id, idempotencyKey: "") == nil)
+    #expect(core.immediateRefusal(saleID: SaleID(""), idempotencyKey: "k-fresh") == nil)
     // The same key from someone else is still refused as a reuse.
     #expect(await reason { try await core.book(saleID: sale.id, userID: UserID("thief"), idempotencyKey: "k-winner") }
       == .idempotencyKeyReused)
@@ -253,6 +258,7 @@ struct ClaimedKeysTests {
       readsPerRefusal.append(await store.keysRead - before)
     }
     #expect(readsPerRefusal == [1, 1, 1])
+    #expect(core.immediateRefusal(saleID: sale.id, idempotencyKey: "k-fresh") == nil, "no index, no immediate answer")
   }
 
   @Test("fingerprints are FNV-1a 64 of the UTF-8 bytes")

@@ -169,6 +169,20 @@ public final class SaleCore: Sendable {
     }
   }
 
+  /// The refusal of a `Book` that needs nothing but memory: the counts in
+  /// memory say sold out (or not open) and the key was surely never claimed
+  /// (``ClaimedKeys``, on a store this process alone writes). `nil` when the
+  /// call must go the usual way. Lets a server answer at once, on its event
+  /// loop, the calls that make up most of a sold-out rush.
+  public func immediateRefusal(saleID: SaleID, idempotencyKey: String) -> DomainError? {
+    guard let claimedKeys, (try? Self.checkID(saleID.rawValue, field: "sale_id")) != nil,
+      (try? Self.checkKey(idempotencyKey)) != nil,
+      let refusal = availability.refusalFromMemory(saleID), claimedKeys.neverUsed(idempotencyKey) == true
+    else { return nil }
+    refusalsFromMemory.increment()
+    return refusal
+  }
+
   /// ``book(saleID:userID:idempotencyKey:completion:)`` for async callers.
   public func book(saleID: SaleID, userID: UserID, idempotencyKey: String) async throws -> BookResult {
     try await withCheckedThrowingContinuation { continuation in

@@ -540,7 +540,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     let trailing = stream.context?.trailers ?? Metadata()
     var block = GRPCHeaders.trailersOnly(
       code: error?.code ?? .ok, message: error?.message ?? "", details: error?.statusDetails,
-      metadata: mergedTrailers(trailing, error))
+      metadata: mergedTrailers(trailing, error), encoded: error?.encodedStatus)
     if let headers = stream.context?.responseHeaders, !headers.isEmpty { block.add(headers) }
     do {
       try session.submitResponse(stream: stream.id, headers: block, hasBody: false)
@@ -621,7 +621,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       return GRPCHeaders.trailers(code: .ok, message: "", details: nil, metadata: custom)
     }
     return GRPCHeaders.trailers(
-      code: error.code, message: error.message, details: error.statusDetails, metadata: mergedTrailers(custom, error))
+      code: error.code, message: error.message, details: error.statusDetails, metadata: mergedTrailers(custom, error),
+      encoded: error.encodedStatus)
   }
 
   private func mergedTrailers(_ custom: Metadata, _ error: RPCError?) -> Metadata {

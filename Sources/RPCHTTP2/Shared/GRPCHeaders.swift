@@ -20,35 +20,42 @@ enum GRPCHeaders {
   ]
 
   /// Trailers (or the status part of a Trailers-Only response) for `code`.
-  static func trailers(code: StatusCode, message: String, details: [UInt8]?, metadata: Metadata) -> HeaderBlock {
+  static func trailers(
+    code: StatusCode, message: String, details: [UInt8]?, metadata: Metadata, encoded: RPCError.EncodedStatus? = nil
+  ) -> HeaderBlock {
     if code == .ok, message.isEmpty, metadata.isEmpty, details == nil { return okTrailers }
     var block = HeaderBlock()
-    appendStatus(to: &block, code: code, message: message, details: details, metadata: metadata)
+    appendStatus(to: &block, code: code, message: message, details: details, metadata: metadata, encoded: encoded)
     return block
   }
 
   /// A Trailers-Only response: one HEADERS frame, ending the stream, with the
   /// HTTP status, the content type and the call's status.
   static func trailersOnly(
-    code: StatusCode, message: String, details: [UInt8]?, metadata: Metadata, httpStatus: StaticString = "200"
+    code: StatusCode, message: String, details: [UInt8]?, metadata: Metadata, httpStatus: StaticString = "200",
+    encoded: RPCError.EncodedStatus? = nil
   ) -> HeaderBlock {
     var block = HeaderBlock()
     block.add(":status", httpStatus)
     block.add("content-type", "application/grpc")
-    appendStatus(to: &block, code: code, message: message, details: details, metadata: metadata)
+    appendStatus(to: &block, code: code, message: message, details: details, metadata: metadata, encoded: encoded)
     return block
   }
 
+  /// `encoded`: the message and details already encoded (``RPCError/encodingStatusOnce()``).
   private static func appendStatus(
-    to block: inout HeaderBlock, code: StatusCode, message: String, details: [UInt8]?, metadata: Metadata
+    to block: inout HeaderBlock, code: StatusCode, message: String, details: [UInt8]?, metadata: Metadata,
+    encoded: RPCError.EncodedStatus?
   ) {
     if (0...16).contains(code.rawValue) {
       block.add("grpc-status", statusValues[code.rawValue])
     } else {
       block.add("grpc-status", value: String(code.rawValue))
     }
-    if !message.isEmpty { block.add("grpc-message", value: PercentEncoding.encode(message)) }
-    if let details { block.add("grpc-status-details-bin", value: Base64.encode(details, padded: false)) }
+    if !message.isEmpty { block.add("grpc-message", value: encoded?.message ?? PercentEncoding.encode(message)) }
+    if let details {
+      block.add("grpc-status-details-bin", value: encoded?.details ?? Base64.encode(details, padded: false))
+    }
     block.add(metadata)
   }
 
