@@ -94,6 +94,9 @@ enum PostgresSaleSchema {
     // in make claim-bench). No call deletes a sale, and the claim function
     // reads the sale in the same transaction as it inserts the rows.
     [
+      // Dropping a foreign key locks both tables: wait a bounded time for
+      // instances still running (the start-up then fails and is retried).
+      "SET LOCAL lock_timeout = '5s'",
       "ALTER TABLE bookings DROP CONSTRAINT IF EXISTS bookings_sale_id_fkey",
       "ALTER TABLE user_holdings DROP CONSTRAINT IF EXISTS user_holdings_sale_id_fkey",
     ],

@@ -9,7 +9,7 @@ import SQLiteSupport
 /// transaction each. Commits are flushed by a ``WALSyncer`` beside the
 /// writer (one `fdatasync` covers every commit before it), so the writer runs
 /// the next batch while the disk flushes the last; an operation returns only
-/// once its commit is durable, and a read only once what it saw is.
+/// once its commit, and every commit the writer made before it, is durable.
 public final class SQLiteSaleStore: SaleStore, Sendable {
   /// The writer: every write and most reads.
   private let writer: SQLiteWorker<SQLiteSaleDatabase>
@@ -39,22 +39,31 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
   ///     the sale core may trust what it remembers of its own writes. Tools
   ///     that only read or repair (audit, reconcile) open it without.
   public init(path: String, maximumFileSize: Int64? = nil, exclusive: Bool = false) throws {
-    self.lock = exclusive ? try ExclusiveFileLock(path: path + ".lock", holder: "a flashsale process serving \(path)") : nil
+    let database = try SQLiteSaleDatabase(path: path, maximumFileSize: maximumFileSize)
+    // The lock and the log are named after the file SQLite opened (a symbolic
+    // link resolved), so that two paths to one file share them.
+    let file = database.connection.databaseFile
+    self.lock = exclusive ? try ExclusiveFileLock(path: file + ".lock", holder: "a flashsale process serving \(file)") : nil
     self.path = path
-    self.syncer = WALSyncer(walPath: path + "-wal", label: "flashsale.sqlite-store.sync")
-    self.writer = SQLiteWorker(
-      try SQLiteSaleDatabase(path: path, maximumFileSize: maximumFileSize), label: "flashsale.sqlite-store")
+    self.syncer = WALSyncer(walPath: database.connection.walFile, label: "flashsale.sqlite-store.sync")
+    self.writer = SQLiteWorker(database, label: "flashsale.sqlite-store")
     self.reader = SQLiteWorker(try SQLiteSaleDatabase(readerOf: path), label: "flashsale.sqlite-store.reader")
   }
 
   /// Runs `body` (a transaction, or a read) on the writer's queue and returns
   /// once its commit, and every commit it could have seen, is on disk.
   private func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteSaleDatabase) throws -> T) async throws -> T {
-    let (result, ticket) = try await writer.run { [syncer] database in
-      let result = Result { try body(database) }
-      // A body that returned committed (or only read); one that threw rolled back.
-      let ticket = (try? result.get()) != nil ? syncer.noteCommit() : syncer.lastCommit
-      return (result, ticket)
+    let (result, ticket) = try await writer.run { [syncer] database -> (Result<T, any Error>, UInt64) in
+      // After a failed flush nothing more is written: the disk may have lost
+      // what it was given, and no caller could be told about a new change.
+      if let failure = syncer.failure { return (.failure(failure), 0) }
+      let changesBefore = database.connection.totalChanges
+      let result = Result<T, any Error> { try body(database) }
+      // Whether the body committed a change, whatever it returned: a late
+      // confirm commits the hold's expiry and then reports HOLD_EXPIRED. A
+      // body that wrote nothing waits for the commits before it.
+      let wrote = database.connection.totalChanges != changesBefore
+      return (result, wrote ? syncer.noteCommit() : syncer.lastCommit)
     }
     try await syncer.waitUntilDurable(ticket)
     return try result.get()
@@ -135,6 +144,9 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
         return found
       }
     }
+    // The reader may see a commit in the instant before the writer notes it;
+    // a key found here is never answered from this read (it goes the claim's
+    // way, which waits for its own flush), and a key not found needs nothing.
     try await syncer.waitUntilDurable(syncer.lastCommit)
     return found
   }

@@ -59,6 +59,15 @@ public final class SQLiteConnection {
     sqlite3_extended_result_codes(db, 1)
   }
 
+  /// The file SQLite actually opened for the main database (symbolic links
+  /// resolved), and its write-ahead log beside it.
+  public var databaseFile: String { String(cString: sqlite3_db_filename(handle, "main")) }
+  public var walFile: String { String(cString: sqlite3_filename_wal(sqlite3_db_filename(handle, "main"))) }
+
+  /// Rows changed by INSERT, UPDATE and DELETE since the connection opened:
+  /// tells whether a piece of work wrote anything.
+  public var totalChanges: Int64 { sqlite3_total_changes64(handle) }
+
   deinit {
     statements.removeAll()  // statements finalize before the connection closes
     sqlite3_close_v2(handle)

@@ -24,9 +24,10 @@ import Darwin
 ///     caller of txn 2 is answered after the second fsync, never before.
 ///
 /// This is group commit with pipelining, as database servers do it. An
-/// acknowledged change has reached the disk exactly as with FULL: the flush
-/// covers the whole file (header and frames) as of its start, and a commit
-/// counted before the flush started is in it.
+/// acknowledged change has reached the disk as with FULL: the flush covers the
+/// whole file (header and frames) as of its start, and a commit counted before
+/// the flush started is in it. (With SQLite's default powersafe-overwrite,
+/// FULL adds nothing else; without it FULL also pads commits to sectors.)
 ///
 /// A failed `fdatasync` is final: the kernel may have dropped the dirty pages,
 /// so every waiting and later caller gets the error, as PostgreSQL treats a
@@ -72,6 +73,9 @@ public final class WALSyncer: Sendable {
   /// database waits for it before answering, so that it never tells about a
   /// change that a power loss could still take back.
   public var lastCommit: UInt64 { state.withLock { $0.committed } }
+
+  /// The error of the flush that failed, if one did: no more writes then.
+  public var failure: SQLiteError? { state.withLock { $0.failure } }
 
   /// How many times the WAL was flushed.
   public var flushes: Int { state.withLock { $0.flushes } }
@@ -126,11 +130,10 @@ public final class WALSyncer: Sendable {
     file.withLock { file -> SQLiteError? in
       var current = stat()
       guard stat(walPath, &current) == 0 else {
-        // No WAL file: every commit is in the database file, which SQLite
-        // synced when it checkpointed and removed the log.
-        if let open = file { close(open.descriptor) }
-        file = nil
-        return errno == ENOENT ? nil : SQLiteError(code: 10, message: "cannot stat \(walPath): errno \(errno)")
+        // SQLite keeps the log while a connection is open: a missing log
+        // means the path is not the one SQLite writes, and nothing would be
+        // flushed. That is a failure, never a success.
+        return SQLiteError(code: 10, message: "cannot find the write-ahead log \(walPath): errno \(errno)")
       }
       if let open = file, open.inode != UInt64(current.st_ino) {
         close(open.descriptor)

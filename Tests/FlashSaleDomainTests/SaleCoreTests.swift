@@ -231,6 +231,27 @@ struct ClaimedKeysTests {
       == .idempotencyKeyReused)
   }
 
+  @Test("the key of a claim the store refused is forgotten: its retries are refused from memory")
+  func refusedKeysForgotten() async throws {
+    let store = InMemorySaleStore(soleWriter: true)
+    let core = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
+    let sale = try await core.createSale(
+      SaleDefinition(
+        itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 100), quantity: 1,
+        startsAt: clock.now(), endsAt: clock.now() + .seconds(3600)),
+      idempotencyKey: nil)
+    // Two claims race for the one unit: the store grants one and refuses the other.
+    async let first = reason { try await core.book(saleID: sale.id, userID: UserID("u1"), idempotencyKey: "k1") }
+    async let second = reason { try await core.book(saleID: sale.id, userID: UserID("u2"), idempotencyKey: "k2") }
+    let outcomes = await [first, second]
+    #expect(outcomes.filter { $0 == nil }.count == 1 && outcomes.contains(.soldOutForNow), "\(outcomes)")
+    let (winner, loser) = outcomes[0] == nil ? ("k1", "k2") : ("k2", "k1")
+    try await core.availability.refresh()
+    try await untilIndexed(core, store, sale)
+    #expect(core.immediateRefusal(saleID: sale.id, idempotencyKey: loser)?.reason == .soldOutForNow)
+    #expect(core.immediateRefusal(saleID: sale.id, idempotencyKey: winner) == nil)
+  }
+
   @Test("keys already in the store when the process starts are in the index")
   func loadedAtStart() async throws {
     let store = InMemorySaleStore(soleWriter: true)

@@ -40,6 +40,30 @@ struct WALSyncerTests {
     #expect(flushes < 200, "every commit had a flush of its own: no group commit")
   }
 
+  @Test("after a failed flush the store refuses every write")
+  func noWritesAfterAFailedFlush() async throws {
+    let clock = ManualClock()
+    let path = TemporaryDirectory.shared.file("lost-\(UInt64.random(in: 0 ... .max)).db")
+    let store = try SQLiteSaleStore(path: path)
+    let sale = try await store.createSale(
+      SaleDefinition(
+        itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 100), quantity: 5,
+        startsAt: clock.now(), endsAt: clock.now() + .seconds(3600)),
+      id: SaleID("sale_lost"), idempotencyKey: nil, now: clock.now())
+    // The log vanishes under the store: the next flush cannot happen.
+    #expect(unlink(path + "-wal") == 0)
+    for attempt in 0..<2 {
+      await #expect(throws: SQLiteError.self, "attempt \(attempt)") {
+        _ = try await store.claim(
+          [ClaimRequest(
+            saleID: sale.id, userID: UserID("u\(attempt)"), idempotencyKey: "k\(attempt)",
+            bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))],
+          now: clock.now())
+      }
+    }
+    await #expect(throws: SQLiteError.self) { _ = try await store.sale(sale.id) }
+  }
+
   @Test("a ticket is durable once a flush that started after its commit finished")
   func tickets() async throws {
     let path = TemporaryDirectory.shared.file("plain-\(UInt64.random(in: 0 ... .max))")

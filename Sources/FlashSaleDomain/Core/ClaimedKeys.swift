@@ -1,29 +1,42 @@
 import Synchronization
 
-/// The idempotency keys that claims have used, as 64-bit fingerprints, kept in
-/// memory so that a `Book` refused from memory (sold out, not started, …)
-/// needs no store read to know that it is not the retry of a granted claim.
+/// The idempotency keys that bookings were made with, as 64-bit fingerprints,
+/// kept in memory so that a `Book` refused from memory (sold out, not
+/// started, …) needs no store read to know that it is not the retry of a
+/// granted claim.
 ///
 /// Only for a store that this process alone writes (``SaleStore/isSoleWriter``):
-/// every key then either was in the store when the index loaded it, or went
-/// through ``record(_:)`` before its claim was submitted. A key that is not
-/// in the index was never used, so the refusal is final; a key that is (or
-/// shares a fingerprint with one that is) goes the claim's way, where the
-/// store answers with the booking it made, or refuses. Claims run in order,
-/// so a retry sent while the first attempt is still in its batch gets that
-/// attempt's booking.
+/// every key of a booking then either was in the store when the index loaded
+/// it, or went through ``record(_:)`` before its claim was submitted. A key
+/// that is neither used nor in a claim still running surely made no booking,
+/// so the refusal is final; any other key (or one sharing a fingerprint with
+/// it) goes the claim's way, where the store answers with the booking it
+/// made, or refuses.
 ///
-/// Eight bytes per key (about 50 MB for a sale of five million units).
+/// A claim the store refused (sold out, over the limit) made no booking: its
+/// key is forgotten once no claim with it runs, so that the retries a
+/// "sold out for now" invites are refused from memory again.
+///
+/// About 16–20 bytes per key of every sale in the store (a `Set<UInt64>`);
+/// loading needs about three times that for a moment.
 public final class ClaimedKeys: Sendable {
+  private struct Keys {
+    /// Fingerprints of keys that made a booking (or whose claim's fate is
+    /// unknown: a storage error). Never shrinks.
+    var used: Set<UInt64> = []
+    /// Fingerprints of keys in claims still running, with how many.
+    var running: [UInt64: Int] = [:]
+  }
+
   private enum State {
     /// The store's keys are being read; keys recorded meanwhile wait here.
-    case loading(recorded: Set<UInt64>)
-    case ready(Set<UInt64>)
+    case loading(Keys)
+    case ready(Keys)
     /// Loading failed: the index is not used (refusals read the store).
     case unavailable
   }
 
-  private let state = Mutex(State.loading(recorded: []))
+  private let state = Mutex(State.loading(Keys()))
 
   public init() {}
 
@@ -32,39 +45,61 @@ public final class ClaimedKeys: Sendable {
     do {
       let stored = try await store.idempotencyKeyFingerprints()
       state.withLock { state in
-        guard case .loading(let recorded) = state else { return }
-        state = .ready(stored.union(recorded))
+        guard case .loading(var keys) = state else { return }
+        state = .unavailable  // no copy while mutating
+        keys.used.formUnion(stored)
+        state = .ready(keys)
       }
     } catch {
       state.withLock { $0 = .unavailable }
     }
   }
 
-  /// Notes that a claim is about to use `key`.
-  public func record(_ key: String) {
+  /// Notes that a claim is about to use `key`; pass the fingerprint returned
+  /// to ``settle(_:madeBooking:)`` when the claim is answered.
+  public func record(_ key: String) -> UInt64 {
     let fingerprint = Self.fingerprint(key)
-    state.withLock { state in
-      switch state {
-      case .loading(var recorded):
-        state = .unavailable  // no copy while mutating
-        recorded.insert(fingerprint)
-        state = .loading(recorded: recorded)
-      case .ready(var keys):
-        state = .unavailable
-        keys.insert(fingerprint)
-        state = .ready(keys)
-      case .unavailable:
-        break
+    update { $0.running[fingerprint, default: 0] += 1 }
+    return fingerprint
+  }
+
+  /// A claim with this key was answered: `madeBooking` when it holds or
+  /// replays a booking, or its fate is unknown (a storage error).
+  public func settle(_ fingerprint: UInt64, madeBooking: Bool) {
+    update { keys in
+      if madeBooking { keys.used.insert(fingerprint) }
+      if let running = keys.running[fingerprint], running > 1 {
+        keys.running[fingerprint] = running - 1
+      } else {
+        keys.running[fingerprint] = nil
       }
     }
   }
 
-  /// Whether `key` was surely never used: `nil` while the index is not ready.
+  /// Whether `key` surely made no booking and is in no running claim: `nil`
+  /// while the index is not ready.
   public func neverUsed(_ key: String) -> Bool? {
     let fingerprint = Self.fingerprint(key)
     return state.withLock { state in
       guard case .ready(let keys) = state else { return nil }
-      return !keys.contains(fingerprint)
+      return !keys.used.contains(fingerprint) && keys.running[fingerprint] == nil
+    }
+  }
+
+  private func update(_ change: (inout Keys) -> Void) {
+    state.withLock { state in
+      switch state {
+      case .loading(var keys):
+        state = .unavailable  // no copy while mutating
+        change(&keys)
+        state = .loading(keys)
+      case .ready(var keys):
+        state = .unavailable
+        change(&keys)
+        state = .ready(keys)
+      case .unavailable:
+        break
+      }
     }
   }
 

@@ -152,8 +152,17 @@ public final class SaleCore: Sendable {
   private func claim(
     _ request: ClaimRequest, completion: @escaping @Sendable (Result<BookResult, any Error>) -> Void
   ) {
-    claimedKeys?.record(request.idempotencyKey)
-    claims.submit(request) { [holds] result in
+    let fingerprint = claimedKeys?.record(request.idempotencyKey)
+    claims.submit(request) { [holds, claimedKeys] result in
+      if let fingerprint {
+        let madeBooking: Bool
+        switch result {
+        case .success(.refused(let error)): madeBooking = error.reason == .idempotencyKeyReused
+        case .success: madeBooking = true
+        case .failure: madeBooking = true  // unknown: keep treating the key as used
+        }
+        claimedKeys?.settle(fingerprint, madeBooking: madeBooking)
+      }
       completion(
         result.flatMap { outcome in
           switch outcome {

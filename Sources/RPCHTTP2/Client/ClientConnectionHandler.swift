@@ -230,7 +230,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     scheduleFlush()
   }
 
-  /// Resets the stream (CANCEL) and ends the call with `error`.
   /// The deadline timer fired: cancels every call that is past its deadline.
   private func expireDeadlines() {
     for stream in deadlines.popExpired(now: context?.eventLoop.now ?? .now()) where !stream.ended {
@@ -244,6 +243,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     deadlines.remove(stream)
   }
 
+  /// Resets the stream (CANCEL) and ends the call with `error`.
   func cancel(_ stream: HTTP2ClientStream, _ error: RPCError) {
     guard !stream.ended else { return }
     stream.deliverEnd(.failure(error), trailers: [:])

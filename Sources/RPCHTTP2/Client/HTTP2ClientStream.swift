@@ -51,6 +51,8 @@ final class HTTP2ClientStream: ClientStream, DeadlineQueueMember, @unchecked Sen
     /// high-water mark first (it then reads message by message, so that the
     /// server's window reopens).
     var endWaiter: CheckedContinuation<Bool, any Error>?
+    /// A call with a completion received more than one message (dropped).
+    var extraMessages = false
   }
   private let inbound = NIOLockedValueBox(Inbound())
 
@@ -161,7 +163,7 @@ final class HTTP2ClientStream: ClientStream, DeadlineQueueMember, @unchecked Sen
   private func takeSingleResponse() -> Result<SingleResponse, RPCError> {
     let (end, headers, first, more, trailers) = inbound.withLockedValue { state in
       let first = state.messages.popFirst()
-      let more = !state.messages.isEmpty
+      let more = !state.messages.isEmpty || state.extraMessages
       state.messages = MessageQueue()
       state.messageBytes = 0
       return (state.end!, state.headers, first, more, state.trailers)
@@ -174,7 +176,7 @@ final class HTTP2ClientStream: ClientStream, DeadlineQueueMember, @unchecked Sen
   var trailers: Metadata { inbound.withLockedValue { $0.trailers } }
 
   /// Response bytes received and not yet read by the caller.
-  var bufferedBytes: Int { inbound.withLockedValue { $0.messageBytes } }
+  var bufferedBytes: Int { onEnd != nil ? 0 : inbound.withLockedValue { $0.messageBytes } }
 
   var receivedResponseHeaders: Bool { inbound.withLockedValue { $0.headers != nil } }
 
@@ -196,13 +198,17 @@ final class HTTP2ClientStream: ClientStream, DeadlineQueueMember, @unchecked Sen
   }
 
   /// Hands a response message to the caller; returns the bytes now buffered
-  /// (0 for a call with a completion: it takes the whole response at the end,
-  /// bounded by the maximum message size, so the window stays open).
+  /// (0 for a call with a completion: it keeps the first message only, the
+  /// unary answer, and notes that more came, so the window stays open and
+  /// memory bounded).
   func deliverMessage(_ payload: [UInt8]) -> Int {
     if onEnd != nil {
       inbound.withLockedValue { state in
-        state.messages.append(payload)
-        state.messageBytes += payload.count
+        if state.messages.isEmpty {
+          state.messages.append(payload)
+        } else {
+          state.extraMessages = true
+        }
       }
       return 0
     }

@@ -89,7 +89,8 @@ public final class RPCClient: RPCChannel, Sendable {
   }
 
   /// Makes a unary call and hands its whole response to `completion`, called
-  /// once on an event loop thread (keep it short).
+  /// once (keep it short): on the connection's event loop, or on a task's
+  /// thread when the client had to connect first.
   ///
   /// For callers that keep many calls in flight and would otherwise pay for a
   /// task and two thread hops per call (load generators, fan-out): on a
