@@ -12,8 +12,8 @@ public final class SaleCore: Sendable {
   private let claims: Batcher<ClaimRequest, ClaimOutcome>
   /// Idempotency-key reads of refusals made from memory, batched the same way.
   private let keyReads: Batcher<String, Booking?>
-  /// The keys claims have used, for a store this process alone writes: a
-  /// refusal from memory then needs no key read at all.
+  /// The keys that made bookings or are in running claims, for a store this
+  /// process alone writes: a refusal from memory then needs no key read.
   private let claimedKeys: ClaimedKeys?
   private let holds = Counter(label: "flashsale_bookings_total", dimensions: [("event", "held")])
   private let confirms = Counter(label: "flashsale_bookings_total", dimensions: [("event", "confirmed")])
