@@ -205,6 +205,56 @@ public final class PostgresSaleStore: SaleStore, Sendable {
 
 
   public func claim(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
+    // A key repeated within the batch (a retry that caught up with its first
+    // attempt) goes to the database once; the repeats take that outcome.
+    var firstWithKey: [String: Int] = [:]
+    var unique: [ClaimRequest] = []
+    var slots: [(slot: Int, first: Bool)] = []
+    for request in requests {
+      if let slot = firstWithKey[request.idempotencyKey] {
+        slots.append((slot, false))
+      } else {
+        firstWithKey[request.idempotencyKey] = unique.count
+        slots.append((unique.count, true))
+        unique.append(request)
+      }
+    }
+    let outcomes = try await claimDistinctKeys(unique, now: now)
+    var results = zip(requests, slots).map { request, slot in
+      slot.first ? outcomes[slot.slot] : Self.repeated(outcomes[slot.slot], of: unique[slot.slot], for: request)
+    }
+    // Repeats whose first made no booking and came from another sale or user
+    // are claims of their own: they run after the batch.
+    let own = results.indices.filter { results[$0] == nil }
+    if !own.isEmpty {
+      let again = try await claim(own.map { requests[$0] }, now: now)
+      for (index, outcome) in zip(own, again) { results[index] = outcome }
+    }
+    return results.map { $0! }
+  }
+
+  /// The outcome of a repeat of `first` in the same batch, from the first's;
+  /// `nil` when it must be claimed on its own.
+  private static func repeated(_ outcome: ClaimOutcome, of first: ClaimRequest, for request: ClaimRequest)
+    -> ClaimOutcome?
+  {
+    let sameCaller = request.saleID == first.saleID && request.userID == first.userID
+    switch outcome {
+    case .held(let booking, let left), .replayed(let booking, let left):
+      guard sameCaller else {
+        return .refused(
+          DomainError(
+            .idempotencyKeyReused, "idempotency key \"\(request.idempotencyKey)\" was used for another sale or user",
+            field: "idempotency_key"))
+      }
+      return .replayed(booking, unitsLeft: left)
+    case .refused:
+      return sameCaller ? outcome : nil
+    }
+  }
+
+  /// Claims whose idempotency keys are all different.
+  private func claimDistinctKeys(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
     if requests.isEmpty { return [] }
     var outcomes = try await database.retryingConflicts { try await claimOnce(requests, now: now) }
     // Claims that found free units only in shards other transactions held

@@ -148,6 +148,26 @@ struct SaleStoreContractTests {
     #expect(try await store.audit(sale.id) == [])
   }
 
+  @Test("one key from two users in one batch: the first holds, the other is a reuse", arguments: stores)
+  func keyOfTwoUsersInABatch(kind: String) async throws {
+    let store = try await Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 5))
+    let requests = ["a", "b", "a"].map { user in
+      ClaimRequest(
+        saleID: sale.id, userID: UserID(user), idempotencyKey: "k-shared",
+        bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
+    }
+    let outcomes = try await store.claim(requests, now: clock.now())
+    let (first, _) = try held(outcomes[0])
+    #expect(refusal(outcomes[1]) == .idempotencyKeyReused)
+    guard case .replayed(let again, _) = outcomes[2] else {
+      Issue.record("the repeat of a's claim was not replayed: \(outcomes[2])")
+      return
+    }
+    #expect(again == first)
+    #expect(try await store.counts(sale.id).held == 1)
+  }
+
   @Test("one user's several claims in one batch count against the limit one by one", arguments: stores)
   func limitWithinABatch(kind: String) async throws {
     let store = try await Self.makeStore(kind)
