@@ -186,7 +186,9 @@ enum PostgresSaleSchema {
         v_counted jsonb;
         v_ok boolean;
         -- Keys already in the store, and claims repeating a key earlier in
-        -- this batch (they run again after it commits, and replay).
+        -- this batch (they run again after it commits, and replay; the store
+        -- sends each key once, so this only keeps a repeat from failing the
+        -- batch with a unique violation should a caller send one).
         v_existing text[];
         v_repeats int[];
         -- Whether the current sale may have returned units to take.
