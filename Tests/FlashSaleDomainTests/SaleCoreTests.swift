@@ -173,9 +173,7 @@ struct ClaimedKeysTests {
 
   func soldOutSale(_ core: SaleCore) async throws -> (Sale, SaleCore.BookResult) {
     let sale = try await core.createSale(
-      SaleDefinition(
-        itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 100), quantity: 1,
-        startsAt: clock.now(), endsAt: clock.now() + .seconds(3600)),
+      SaleDefinition.testPhones(quantity: 1, from: clock.now()),
       idempotencyKey: nil)
     let held = try await core.book(saleID: sale.id, userID: UserID("winner"), idempotencyKey: "k-winner")
     try await core.availability.refresh()  // the counts in memory now say sold out (for now)
@@ -236,9 +234,7 @@ struct ClaimedKeysTests {
     let store = InMemorySaleStore(soleWriter: true)
     let core = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
     let sale = try await core.createSale(
-      SaleDefinition(
-        itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 100), quantity: 1,
-        startsAt: clock.now(), endsAt: clock.now() + .seconds(3600)),
+      SaleDefinition.testPhones(quantity: 1, from: clock.now()),
       idempotencyKey: nil)
     // Two claims race for the one unit: the store grants one and refuses the other.
     async let first = reason { try await core.book(saleID: sale.id, userID: UserID("u1"), idempotencyKey: "k1") }

@@ -113,9 +113,7 @@ struct SQLiteStoreOwnershipTests {
     let clock = ManualClock()
     let store = try SQLiteSaleStore(path: TemporaryDirectory.shared.file("keys-\(UInt64.random(in: 0 ... .max)).db"))
     let sale = try await store.createSale(
-      SaleDefinition(
-        itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 100), quantity: 10,
-        startsAt: clock.now(), endsAt: clock.now() + .seconds(3600)),
+      SaleDefinition.testPhones(quantity: 10, from: clock.now()),
       id: SaleID("sale_keys"), idempotencyKey: nil, now: clock.now())
     let keys = ["k-1", "k-ü", "k-3"]
     _ = try await store.claim(

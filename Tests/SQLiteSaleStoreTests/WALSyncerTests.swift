@@ -13,9 +13,7 @@ struct WALSyncerTests {
     let clock = ManualClock()
     let store = try SQLiteSaleStore(path: TemporaryDirectory.shared.file("wal-\(UInt64.random(in: 0 ... .max)).db"))
     let sale = try await store.createSale(
-      SaleDefinition(
-        itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 100), quantity: 1_000,
-        startsAt: clock.now(), endsAt: clock.now() + .seconds(3600)),
+      SaleDefinition.testPhones(quantity: 1_000, from: clock.now()),
       id: SaleID("sale_wal"), idempotencyKey: nil, now: clock.now())
     let before = store.walFlushes
     #expect(before >= 1, "creating the sale returned before any flush")
@@ -46,9 +44,7 @@ struct WALSyncerTests {
     let path = TemporaryDirectory.shared.file("lost-\(UInt64.random(in: 0 ... .max)).db")
     let store = try SQLiteSaleStore(path: path)
     let sale = try await store.createSale(
-      SaleDefinition(
-        itemID: "phone-1", itemName: "Phone", price: Money(currency: "EUR", amountMinor: 100), quantity: 5,
-        startsAt: clock.now(), endsAt: clock.now() + .seconds(3600)),
+      SaleDefinition.testPhones(quantity: 5, from: clock.now()),
       id: SaleID("sale_lost"), idempotencyKey: nil, now: clock.now())
     // The log vanishes under the store: the next flush cannot happen.
     #expect(unlink(path + "-wal") == 0)

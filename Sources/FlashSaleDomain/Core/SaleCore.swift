@@ -120,33 +120,49 @@ public final class SaleCore: Sendable {
         saleID: saleID, userID: userID, idempotencyKey: idempotencyKey,
         bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
     }
-    if let refusal = availability.refusalFromMemory(saleID) {
+    if let (refusal, neverUsed) = refusalFromMemory(saleID, idempotencyKey) {
       // Sold out (or not open): no claim, no write. Only a retry of a claim
       // that did get a unit goes on, to be answered with its booking.
-      if let neverUsed = claimedKeys?.neverUsed(idempotencyKey) {
-        if neverUsed {
-          refusalsFromMemory.increment()
-          completion(.failure(refusal))
-        } else {
-          // Maybe a retry: the claim answers with the booking, or refuses.
-          claim(request(), completion: completion)
-        }
-        return
-      }
-      keyReads.submit(idempotencyKey) { [refusalsFromMemory] result in
-        switch result {
-        case .success(nil):
-          refusalsFromMemory.increment()
-          completion(.failure(refusal))
-        case .success:
-          self.claim(request(), completion: completion)
-        case .failure(let error):
-          completion(.failure(error))
-        }
+      switch neverUsed {
+      case true?:
+        refusalsFromMemory.increment()
+        completion(.failure(refusal))
+      case false?:
+        // Maybe a retry: the claim answers with the booking, or refuses.
+        claim(request(), completion: completion)
+      case nil:  // no key index (a shared store): read the key
+        readKey(idempotencyKey, refusal: refusal, request: request, completion: completion)
       }
       return
     }
     claim(request(), completion: completion)
+  }
+
+  /// What memory alone says of a `Book`: `nil` when the sale may have a unit;
+  /// else the refusal, and whether the key surely made no booking (`nil`
+  /// without a key index).
+  private func refusalFromMemory(_ saleID: SaleID, _ key: String) -> (DomainError, neverUsed: Bool?)? {
+    guard let refusal = availability.refusalFromMemory(saleID) else { return nil }
+    return (refusal, claimedKeys?.neverUsed(key))
+  }
+
+  /// A refusal from memory on a shared store: refused if the key made no
+  /// booking, else claimed (the claim replays the booking).
+  private func readKey(
+    _ idempotencyKey: String, refusal: DomainError, request: @escaping @Sendable () -> ClaimRequest,
+    completion: @escaping @Sendable (Result<BookResult, any Error>) -> Void
+  ) {
+    keyReads.submit(idempotencyKey) { [refusalsFromMemory] result in
+      switch result {
+      case .success(nil):
+        refusalsFromMemory.increment()
+        completion(.failure(refusal))
+      case .success:
+        self.claim(request(), completion: completion)
+      case .failure(let error):
+        completion(.failure(error))
+      }
+    }
   }
 
   private func claim(
@@ -184,9 +200,9 @@ public final class SaleCore: Sendable {
   /// call must go the usual way. Lets a server answer at once, on its event
   /// loop, the calls that make up most of a sold-out rush.
   public func immediateRefusal(saleID: SaleID, idempotencyKey: String) -> DomainError? {
-    guard let claimedKeys, (try? Self.checkID(saleID.rawValue, field: "sale_id")) != nil,
+    guard claimedKeys != nil, (try? Self.checkID(saleID.rawValue, field: "sale_id")) != nil,
       (try? Self.checkKey(idempotencyKey)) != nil,
-      let refusal = availability.refusalFromMemory(saleID), claimedKeys.neverUsed(idempotencyKey) == true
+      let (refusal, neverUsed) = refusalFromMemory(saleID, idempotencyKey), neverUsed == true
     else { return nil }
     refusalsFromMemory.increment()
     return refusal
