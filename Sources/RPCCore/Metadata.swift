@@ -175,6 +175,7 @@ extension Metadata {
   /// Adds a text header received from the wire, whose key is already lower
   /// case (HTTP/2 requires it) and does not end in `-bin`.
   public mutating func add(wireKey key: String, text value: String) {
+    if entries.capacity == 0 { entries.reserveCapacity(4) }  // one allocation for the usual few
     entries.append(Entry(key: key, value: .string(value)))
   }
 
@@ -182,6 +183,7 @@ extension Metadata {
   /// (padded or not). Returns `false`, adding nothing, for an undecodable value.
   @discardableResult
   public mutating func addWire(key: String, value: String) -> Bool {
+    if entries.capacity == 0 { entries.reserveCapacity(4) }
     if key.hasSuffix("-bin") {
       guard let bytes = Base64.decode(value) else { return false }
       entries.append(Entry(key: key, value: .binary(bytes)))

@@ -53,6 +53,12 @@ public final class ServerContext: Sendable {
     set { state.withLock { $0.trailers = newValue } }
   }
 
+  /// The response headers and trailers set so far, read under one lock (for
+  /// the transport, when it sends both at once).
+  package var responseMetadata: (headers: Metadata, trailers: Metadata) {
+    state.withLock { ($0.responseHeaders, $0.trailers) }
+  }
+
   /// Whether the call was cancelled: the client reset the stream, the deadline
   /// passed, or the connection closed. Nothing the handler sends arrives.
   public var isCancelled: Bool { state.withLock { $0.cancelled } }

@@ -133,7 +133,9 @@ final class MethodMetrics: Sendable {
 /// one by one (a histogram has no batch API in swift-metrics), but back to back
 /// at the end of the batch, so the histogram's lock stays on one core.
 struct MetricsBatch {
-  private var latencies: [(index: Int, nanoseconds: Int64)] = []
+  /// Calls ended since the last flush, with their start times: their latency
+  /// runs until the flush that sends their answers.
+  private var latencies: [(index: Int, startNanos: UInt64)] = []
   private var starts: [Int] = []
   /// Per method, per status code (0...16, 17 for others).
   private var ends: [Int] = []
@@ -146,12 +148,12 @@ struct MetricsBatch {
     starts[entry.index] += 1
   }
 
-  mutating func ended(_ entry: RouteTable.Entry, code: StatusCode, nanoseconds: Int64, methods: Int) {
+  mutating func ended(_ entry: RouteTable.Entry, code: StatusCode, startNanos: UInt64, methods: Int) {
     prepare(methods)
     let slot = (0...16).contains(code.rawValue) ? code.rawValue : 17
     if !touched.contains(entry.index) { touched.append(entry.index) }
     ends[entry.index * 18 + slot] += 1
-    latencies.append((entry.index, nanoseconds))
+    latencies.append((entry.index, startNanos))
   }
 
   mutating func streamOpened() { streamDelta += 1 }
@@ -165,10 +167,14 @@ struct MetricsBatch {
       server.inflightStreams.decrement(by: Double(-streamDelta))
     }
     streamDelta = 0
-    for sample in latencies {
-      routes.entry(at: sample.index).metrics.recordLatency(nanoseconds: sample.nanoseconds)
+    if !latencies.isEmpty {
+      let now = ServerConnectionHandler.nowNanos()
+      for sample in latencies {
+        let elapsed = Int64(truncatingIfNeeded: now &- sample.startNanos)
+        routes.entry(at: sample.index).metrics.recordLatency(nanoseconds: elapsed)
+      }
+      latencies.removeAll(keepingCapacity: true)
     }
-    latencies.removeAll(keepingCapacity: true)
     guard !touched.isEmpty else { return }
     for index in touched {
       let metrics = routes.entry(at: index).metrics

@@ -31,11 +31,17 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// retain per header; the session owns the stream meanwhile).
   private var headerStream: Unmanaged<ServerStream>?
   private var headerStreamID: Int32 = 0
+  /// The request headers of `headerStream` as they arrive. One per connection:
+  /// HTTP/2 delivers a header block in one piece, never interleaved.
+  private var requestHead = RequestHead()
 
   private var io = ConnectionIO()
 
-  // Keepalive.
+  // Keepalive, and the time of the read being processed: calls started by
+  // one read share one clock reading.
   private var lastReadNanos: UInt64 = 0
+  /// `ContinuousClock.now` at the current read, taken at its first use.
+  private var readInstant: ContinuousClock.Instant?
   private var keepaliveTimer: Scheduled<Void>?
   /// The deadlines of calls that did not finish inline, under one timer.
   private var deadlines = DeadlineQueue<ServerStream>()
@@ -111,6 +117,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     guard let session else { return }
     lastReadNanos = Self.nowNanos()
+    readInstant = nil
     if let error = io.receive(unwrapInboundIn(data), into: session) {
       logger.debug("closing connection after a protocol error", metadata: ["peer": "\(peer)", "error": "\(error)"])
       flush()  // nghttp2's GOAWAY
@@ -186,6 +193,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     session.setStreamUserData(id, retained.toOpaque())
     headerStream = retained
     headerStreamID = id
+    requestHead = RequestHead()
     stream.index = openStreams.count
     openStreams.append(stream)
     metricsBatch.streamOpened()
@@ -194,9 +202,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   func sessionHeader(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
     guard id == headerStreamID, let headerStream else { return true }  // trailers of a request: ignored
-    headerStream._withUnsafeGuaranteedRef { stream in
-      if stream.phase == .receivingHeaders { stream.head.add(name: name, value: value, routes: routes) }
-    }
+    let receiving = headerStream._withUnsafeGuaranteedRef { $0.phase == .receivingHeaders }
+    if receiving { requestHead.add(name: name, value: value, routes: routes) }
     return true
   }
 
@@ -298,7 +305,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// handler of a streaming call or wait for the request of a unary one.
   private func start(_ stream: ServerStream) {
     var head = RequestHead()
-    swap(&head, &stream.head)  // moved, not copied: the stream keeps only its deadline
+    swap(&head, &requestHead)  // moved, not copied
     let entry: RouteTable.Entry
     switch head.validate(routes: routes) {
     case .success(let found):
@@ -309,7 +316,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       return
     }
     stream.entry = entry
-    stream.startNanos = Self.nowNanos()
+    stream.startNanos = lastReadNanos
     if let timeout = head.timeout {
       // The deadline runs from the request headers, as the client's does.
       stream.deadline = .uptimeNanoseconds(stream.startNanos + UInt64(max(0, timeout.nanosecondsValue)))
@@ -325,7 +332,11 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       fail(stream, error, resetStream: false)
       return
     }
-    let deadline = head.timeout.map { ContinuousClock.now.advanced(by: $0) }
+    let deadline = head.timeout.map { timeout in
+      let now = readInstant ?? ContinuousClock.now
+      readInstant = now
+      return now.advanced(by: timeout)
+    }
     stream.context = ServerContext(
       descriptor: descriptor, requestMetadata: head.metadata, deadline: deadline, peer: peer, caller: caller)
 
@@ -511,7 +522,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private func respond(_ stream: ServerStream, message: FramedMessage) {
     guard let session else { return }
     stream.outbound.append(message.bytes)
-    stream.pendingTrailers = trailers(for: stream, error: nil)
+    let custom = stream.context?.responseMetadata ?? (headers: Metadata(), trailers: Metadata())
+    stream.pendingTrailers = trailers(custom: custom.trailers, error: nil)
     markFinished(stream, code: .ok)
     if stream.headersSent {
       resume(stream)
@@ -520,7 +532,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     stream.headersSent = true
     do {
       try session.submitResponse(
-        stream: stream.id, headers: responseHeaders(stream), hasBody: true, source: Unmanaged.passUnretained(stream).toOpaque())
+        stream: stream.id, headers: responseHeaders(custom.headers), hasBody: true,
+        source: Unmanaged.passUnretained(stream).toOpaque())
     } catch {
       session.resetStream(stream.id, errorCode: .internalError)
     }
@@ -531,17 +544,17 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     guard let session else { return }
     markFinished(stream, code: error?.code ?? .ok)
     if stream.headersSent {
-      stream.pendingTrailers = trailers(for: stream, error: error)
+      stream.pendingTrailers = trailers(custom: stream.context?.trailers ?? Metadata(), error: error)
       resume(stream)
       return
     }
     // Trailers-Only: nothing was sent, so one HEADERS frame carries everything.
     stream.headersSent = true
-    let trailing = stream.context?.trailers ?? Metadata()
+    let custom = stream.context?.responseMetadata ?? (headers: Metadata(), trailers: Metadata())
     var block = GRPCHeaders.trailersOnly(
       code: error?.code ?? .ok, message: error?.message ?? "", details: error?.statusDetails,
-      metadata: mergedTrailers(trailing, error), encoded: error?.encodedStatus)
-    if let headers = stream.context?.responseHeaders, !headers.isEmpty { block.add(headers) }
+      metadata: mergedTrailers(custom.trailers, error), encoded: error?.encodedStatus)
+    if !custom.headers.isEmpty { block.add(custom.headers) }
     do {
       try session.submitResponse(stream: stream.id, headers: block, hasBody: false)
     } catch {
@@ -603,20 +616,20 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     stream.phase = .finished
     deadlines.remove(stream)
     if let entry = stream.entry {
-      let elapsed = Self.nowNanos() &- stream.startNanos
-      metricsBatch.ended(entry, code: code, nanoseconds: Int64(truncatingIfNeeded: elapsed), methods: routes.count)
+      metricsBatch.ended(entry, code: code, startNanos: stream.startNanos, methods: routes.count)
     }
   }
 
-  private func responseHeaders(_ stream: ServerStream) -> HeaderBlock {
-    guard let custom = stream.context?.responseHeaders, !custom.isEmpty else { return GRPCHeaders.responseHeaders }
+  /// The response HEADERS: the gRPC ones and the handler's `custom` ones.
+  private func responseHeaders(_ custom: Metadata) -> HeaderBlock {
+    guard !custom.isEmpty else { return GRPCHeaders.responseHeaders }
     var block = GRPCHeaders.responseHeaders
     block.add(custom)
     return block
   }
 
-  private func trailers(for stream: ServerStream, error: RPCError?) -> HeaderBlock {
-    let custom = stream.context?.trailers ?? Metadata()
+  /// The trailers: the status of `error` (OK for `nil`) and the handler's `custom` ones.
+  private func trailers(custom: Metadata, error: RPCError?) -> HeaderBlock {
     guard let error else {
       return GRPCHeaders.trailers(code: .ok, message: "", details: nil, metadata: custom)
     }
@@ -648,7 +661,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       stream.headersSent = true
       do {
         try session.submitResponse(
-        stream: stream.id, headers: responseHeaders(stream), hasBody: true, source: Unmanaged.passUnretained(stream).toOpaque())
+          stream: stream.id, headers: responseHeaders(stream.context?.responseHeaders ?? Metadata()),
+          hasBody: true,
+          source: Unmanaged.passUnretained(stream).toOpaque())
       } catch {
         writer?.resume(throwing: RPCError(code: .internal, message: "cannot send the response headers"))
         return

@@ -24,7 +24,6 @@ final class ServerStream: DeadlineQueueMember {
   let id: Int32
   let connection: ServerConnectionHandler
   var phase = Phase.receivingHeaders
-  var head = RequestHead()
   /// When the client stops waiting (from its `grpc-timeout`), if it said.
   var deadline: NIODeadline?
   var entry: RouteTable.Entry?
