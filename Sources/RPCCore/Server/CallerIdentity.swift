@@ -62,12 +62,12 @@ public struct SharedTokenAuthenticator: CallAuthenticator {
   public func authenticate(_ descriptor: MethodDescriptor, metadata: Metadata) throws(RPCError)
     -> CallerIdentity?
   {
-    // One pass over the metadata, which is usually short.
+    // One pass over the metadata, which is usually short; nothing allocated
+    // unless roles are sent.
     var presented: String?
     var userID: String?
     var roleList: String?
     for entry in metadata {
-      guard entry.key.utf8.count > 12, entry.key.hasPrefix("x-flashsale-") else { continue }
       switch entry.key {
       case CallerIdentity.serviceTokenHeader: presented = presented ?? entry.value.stringValue
       case CallerIdentity.userIDHeader: userID = userID ?? entry.value.stringValue
@@ -83,19 +83,23 @@ public struct SharedTokenAuthenticator: CallAuthenticator {
       }
       return nil
     }
-    guard Self.constantTimeEqual(Array(presented.utf8), token) else {
+    guard Self.constantTimeEqual(presented, token) else {
       throw RPCError(code: .unauthenticated, message: "invalid internal service credential")
     }
-    let roles = (roleList ?? "")
-      .split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
+    guard let roleList else { return CallerIdentity(userID: userID ?? "") }
+    let roles = roleList.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
     return CallerIdentity(userID: userID ?? "", roles: Set(roles))
   }
 
-  private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    guard a.count == b.count else { return false }
-    var diff: UInt8 = 0
-    for i in a.indices { diff |= a[i] ^ b[i] }
-    return diff == 0
+  /// Whether `presented` is the token, in time that depends on its length only.
+  private static func constantTimeEqual(_ presented: String, _ token: [UInt8]) -> Bool {
+    var presented = presented
+    return presented.withUTF8 { bytes in
+      guard bytes.count == token.count else { return false }
+      var diff: UInt8 = 0
+      for i in 0..<bytes.count { diff |= bytes[i] ^ token[i] }
+      return diff == 0
+    }
   }
 }
 

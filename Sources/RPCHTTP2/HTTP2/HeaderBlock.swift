@@ -17,6 +17,13 @@ struct HeaderBlock: Sendable {
   /// Whether every name and value is a static string.
   private var isConstant: Bool
 
+  /// An empty block with room for `capacity` fields (one allocation).
+  init(capacity: Int) {
+    self.fields = []
+    self.fields.reserveCapacity(capacity)
+    self.isConstant = true
+  }
+
   init(_ fields: [(name: Text, value: Text)] = []) {
     self.fields = fields
     self.isConstant = fields.allSatisfy {
@@ -68,12 +75,14 @@ struct HeaderBlock: Sendable {
         return body(UnsafePointer(nva.baseAddress!), fields.count)
       }
     }
-    var dynamicBytes = [UInt8]()
+    // The dynamic strings' bytes, copied one after another into one
+    // temporary buffer (nghttp2 copies them again when the frame is submitted).
+    var byteCount = 0
     for field in fields {
-      if case .dynamic(let s) = field.name { dynamicBytes.append(contentsOf: s.utf8) }
-      if case .dynamic(let s) = field.value { dynamicBytes.append(contentsOf: s.utf8) }
+      if case .dynamic(let s) = field.name { byteCount += s.utf8.count }
+      if case .dynamic(let s) = field.value { byteCount += s.utf8.count }
     }
-    return dynamicBytes.withUnsafeMutableBufferPointer { storage in
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(byteCount, 1)) { storage in
       withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(fields.count, 1)) { nva in
         var offset = 0
         func pointer(_ text: Text) -> (UnsafeMutablePointer<UInt8>, Int, UInt8) {
@@ -81,10 +90,13 @@ struct HeaderBlock: Sendable {
           case .constant(let s):
             // Static strings live for the whole process.
             return (UnsafeMutablePointer(mutating: s.utf8Start), s.utf8CodeUnitCount, 1)
-          case .dynamic(let s):
-            let count = s.utf8.count
-            defer { offset += count }
-            let base = storage.baseAddress.map { $0 + offset } ?? UnsafeMutablePointer(mutating: ("" as StaticString).utf8Start)
+          case .dynamic(var s):
+            let base = storage.baseAddress! + offset
+            let count = s.withUTF8 { bytes in
+              if let source = bytes.baseAddress { base.initialize(from: source, count: bytes.count) }
+              return bytes.count
+            }
+            offset += count
             return (base, count, 0)
           }
         }

@@ -24,7 +24,7 @@ enum GRPCHeaders {
     code: StatusCode, message: String, details: [UInt8]?, metadata: Metadata, encoded: RPCError.EncodedStatus? = nil
   ) -> HeaderBlock {
     if code == .ok, message.isEmpty, metadata.isEmpty, details == nil { return okTrailers }
-    var block = HeaderBlock()
+    var block = HeaderBlock(capacity: 3 + metadata.count)
     appendStatus(to: &block, code: code, message: message, details: details, metadata: metadata, encoded: encoded)
     return block
   }
@@ -35,7 +35,7 @@ enum GRPCHeaders {
     code: StatusCode, message: String, details: [UInt8]?, metadata: Metadata, httpStatus: StaticString = "200",
     encoded: RPCError.EncodedStatus? = nil
   ) -> HeaderBlock {
-    var block = HeaderBlock()
+    var block = HeaderBlock(capacity: 6 + metadata.count)
     block.add(":status", httpStatus)
     block.add("content-type", "application/grpc")
     appendStatus(to: &block, code: code, message: message, details: details, metadata: metadata, encoded: encoded)
