@@ -10,17 +10,39 @@
 /// (`ErrorInfo`, `RetryInfo`, `QuotaFailure`, …).
 public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
   /// The status code; never ``StatusCode/ok``.
-  public var code: StatusCode
+  public var code: StatusCode {
+    get { storage.code }
+    set { uniqueStorage().code = newValue }
+  }
   /// A developer-facing message.
-  public var message: String
+  public var message: String {
+    get { storage.message }
+    set { uniqueStorage().message = newValue }
+  }
   /// Trailing metadata to send with (or received with) the status.
-  public var metadata: Metadata
+  public var metadata: Metadata {
+    get { storage.metadata }
+    set { uniqueStorage().metadata = newValue }
+  }
   /// A serialized `google.rpc.Status` whose code and message match this error's.
-  public var statusDetails: [UInt8]?
+  public var statusDetails: [UInt8]? {
+    get { storage.statusDetails }
+    set { uniqueStorage().statusDetails = newValue }
+  }
   /// Why a call failed before it reached a server, when that is known.
-  package var transportFailure: TransportFailure?
+  package var transportFailure: TransportFailure? {
+    get { storage.transportFailure }
+    set { uniqueStorage().transportFailure = newValue }
+  }
   /// The status as sent, encoded ahead by ``encodingStatusOnce()``.
-  private var encoded: EncodedStatus?
+  private var encoded: EncodedStatus? {
+    get { storage.encoded }
+    set { uniqueStorage().encoded = newValue }
+  }
+
+  /// The fields, shared between copies until one changes (an error is copied
+  /// at every hop from a handler to the wire: one retain instead of one per field).
+  private var storage: Storage
 
   /// An error with a code and a message.
   ///
@@ -35,10 +57,36 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
     metadata: Metadata = [:],
     statusDetails: [UInt8]? = nil
   ) {
-    self.code = code == .ok ? .unknown : code
-    self.message = message
-    self.metadata = metadata
-    self.statusDetails = statusDetails
+    storage = Storage(code: code == .ok ? .unknown : code, message: message, metadata: metadata, statusDetails: statusDetails)
+  }
+
+  private mutating func uniqueStorage() -> Storage {
+    if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+    return storage
+  }
+
+  /// Mutated only through `uniqueStorage()`, when no other error shares it.
+  private final class Storage: @unchecked Sendable {
+    var code: StatusCode
+    var message: String
+    var metadata: Metadata
+    var statusDetails: [UInt8]?
+    var transportFailure: TransportFailure?
+    var encoded: EncodedStatus?
+
+    init(code: StatusCode, message: String, metadata: Metadata, statusDetails: [UInt8]?) {
+      self.code = code
+      self.message = message
+      self.metadata = metadata
+      self.statusDetails = statusDetails
+    }
+
+    func copy() -> Storage {
+      let copy = Storage(code: code, message: message, metadata: metadata, statusDetails: statusDetails)
+      copy.transportFailure = transportFailure
+      copy.encoded = encoded
+      return copy
+    }
   }
 
   public var description: String {
