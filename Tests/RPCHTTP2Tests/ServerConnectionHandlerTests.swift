@@ -123,9 +123,10 @@ struct ServerConnectionHandlerTests {
     // fires when its virtual time is moved past them.
     let base = NIODeadline.now()
     let ids = try timeouts.map { timeout in
-      // Response size -1: the handler suspends and never answers.
+      // Response size -3: the handler suspends and never answers, and no
+      // thread but the test's touches the embedded loop.
       try client.request(
-        path: Self.unaryPath, extraHeaders: [("grpc-timeout", "\(timeout)m")], body: Self.unaryBody(responseSize: -1))
+        path: Self.unaryPath, extraHeaders: [("grpc-timeout", "\(timeout)m")], body: Self.unaryBody(responseSize: -3))
     }
     let sendingTook = (NIODeadline.now() - base).nanoseconds / 1_000_000
     for step in stride(from: Int64(50), through: 1_100, by: 50) {
@@ -216,8 +217,10 @@ struct ServerConnectionHandlerTests {
   func maxConcurrentStreams() throws {
     let server = Self.server(RPCServerConfiguration(maxConcurrentStreams: 2))
     let frames = try RawFrames.exchange(server: server) { writer in
+      // Unary calls still waiting for their request: open streams that start
+      // no handler task (no thread but the test's touches the embedded loop).
       for stream in [1, 3, 5] as [UInt32] {
-        writer.headers(stream: stream, path: "/grpc.testing.TestService/StreamingInputCall", endStream: false)
+        writer.headers(stream: stream, path: Self.unaryPath, endStream: false)
       }
     }
     #expect(frames.contains { $0.type == 0x3 && $0.stream == 5 && $0.errorCode == 7 })  // RST_STREAM REFUSED_STREAM

@@ -4,8 +4,11 @@ import RPCCore
 
 /// A grpc.testing.TestService whose behaviour the tests steer and observe.
 ///
-/// - `UnaryCall`: response size -1 never answers (until cancelled); -2 answers
-///   after 300 ms with a 2-byte payload; otherwise a payload of that size.
+/// - `UnaryCall`: response size -1 never answers (a task sleeping until
+///   cancelled); -3 never answers either, without a task (a promise that the
+///   call's cancellation fails on the cancelling thread: for tests on an
+///   embedded loop, which no other thread may touch); -2 answers after 300 ms
+///   with a 2-byte payload; otherwise a payload of that size.
 /// - `EmptyCall`: fails with UNAVAILABLE `failuresBeforeSuccess` times first.
 /// - `StreamingOutputCall`: writes the requested sizes with `write`; with a
 ///   response status message "latest", publishes 0..<latestCount with
@@ -56,6 +59,14 @@ final class TestDouble: Grpc_Testing_TestService.ServiceProtocol {
           throw error
         }
         return Grpc_Testing_SimpleResponse()
+      }
+    case -3:
+      return .promise { [state] promise in
+        state.withLockedValue { $0.startedHandlers += 1 }
+        context.onCancel {
+          state.withLockedValue { $0.cancelledHandlers += 1 }
+          promise.fail(CancellationError())
+        }
       }
     case -2:
       return .later { [state] in
