@@ -43,13 +43,22 @@ public enum IdentifierFactory {
     // 128 bits: the time in the high 48, the random bits below.
     var high = (millisecondsSinceEpoch & 0xFFFF_FFFF_FFFF) << 16 | UInt64(random.high)
     var low = random.low
-    var characters = [UInt8](repeating: 0, count: 26)
-    for i in (0..<26).reversed() {
-      characters[i] = alphabet[Int(low & 31)]
-      low = (low >> 5) | (high << 59)
-      high >>= 5
+    // Written straight into the string's storage: one allocation per id (a
+    // booking id is made for every hold).
+    var prefix = prefix
+    return prefix.withUTF8 { prefixBytes in
+      String(unsafeUninitializedCapacity: prefixBytes.count + 27) { buffer in
+        _ = buffer.initialize(fromContentsOf: prefixBytes)
+        buffer[prefixBytes.count] = UInt8(ascii: "_")
+        let start = prefixBytes.count + 1
+        for i in (0..<26).reversed() {
+          buffer[start + i] = alphabet[Int(low & 31)]
+          low = (low >> 5) | (high << 59)
+          high >>= 5
+        }
+        return prefixBytes.count + 27
+      }
     }
-    return prefix + "_" + String(decoding: characters, as: UTF8.self)
   }
 
   /// The kernel's random bytes, fetched 4 KiB at a time: one `getrandom` call
