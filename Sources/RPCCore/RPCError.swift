@@ -17,7 +17,11 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
   /// A developer-facing message.
   public var message: String {
     get { storage.message }
-    set { uniqueStorage().message = newValue }
+    set {
+      let storage = uniqueStorage()
+      storage.message = newValue
+      storage.encoded = nil  // the encoded form no longer matches
+    }
   }
   /// Trailing metadata to send with (or received with) the status.
   public var metadata: Metadata {
@@ -27,17 +31,16 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
   /// A serialized `google.rpc.Status` whose code and message match this error's.
   public var statusDetails: [UInt8]? {
     get { storage.statusDetails }
-    set { uniqueStorage().statusDetails = newValue }
+    set {
+      let storage = uniqueStorage()
+      storage.statusDetails = newValue
+      storage.encoded = nil
+    }
   }
   /// Why a call failed before it reached a server, when that is known.
   package var transportFailure: TransportFailure? {
     get { storage.transportFailure }
     set { uniqueStorage().transportFailure = newValue }
-  }
-  /// The status as sent, encoded ahead by ``encodingStatusOnce()``.
-  private var encoded: EncodedStatus? {
-    get { storage.encoded }
-    set { uniqueStorage().encoded = newValue }
   }
 
   /// The fields, shared between copies until one changes (an error is copied
@@ -110,8 +113,6 @@ extension RPCError {
   package struct EncodedStatus: Sendable {
     package var message: String
     package var details: String?
-    fileprivate var sourceMessage: String
-    fileprivate var sourceDetails: [UInt8]?
   }
 
   /// This error with its wire form encoded now, for an error that a server
@@ -119,18 +120,14 @@ extension RPCError {
   /// encoded strings instead of encoding the message and details per call.
   public func encodingStatusOnce() -> RPCError {
     var copy = self
-    copy.encoded = EncodedStatus(
-      message: PercentEncoding.encode(message), details: statusDetails.map { Base64.encode($0, padded: false) },
-      sourceMessage: message, sourceDetails: statusDetails)
+    copy.uniqueStorage().encoded = EncodedStatus(
+      message: PercentEncoding.encode(message), details: statusDetails.map { Base64.encode($0, padded: false) })
     return copy
   }
 
-  /// The encoded wire form, if it was made and still matches the message and
-  /// details (both are mutable).
-  package var encodedStatus: EncodedStatus? {
-    guard let encoded, encoded.sourceMessage == message, encoded.sourceDetails == statusDetails else { return nil }
-    return encoded
-  }
+  /// The encoded wire form, if it was made (setting the message or the
+  /// details drops it).
+  package var encodedStatus: EncodedStatus? { storage.encoded }
 
   /// The error a server sends when it has no handler for a method.
   public static func unimplemented(_ descriptor: MethodDescriptor) -> RPCError {

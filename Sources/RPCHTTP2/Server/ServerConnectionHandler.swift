@@ -269,6 +269,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   func sessionStreamClosed(stream id: Int32, errorCode: UInt32) {
     guard let session, let pointer = session.streamUserData(id) else { return }
     session.setStreamUserData(id, nil)
+    if id == headerStreamID {  // closed inside its header block: drop the unretained reference
+      headerStream = nil
+      headerStreamID = 0
+    }
     // Balances the passRetained of sessionBeginHeaders.
     let stream = Unmanaged<ServerStream>.fromOpaque(pointer).takeRetainedValue()
     if stream.phase != .finished {
