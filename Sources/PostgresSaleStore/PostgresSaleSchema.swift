@@ -183,9 +183,15 @@ enum PostgresSaleSchema {
       $$
       """,
       """
-      CREATE OR REPLACE FUNCTION flashsale_claim_batch(p_sales text[], p_users text[], p_keys text[], p_ids text[], p_now bigint)
-      RETURNS TABLE (idx int, outcome text, refusal text, detail text, booking text[], units_left bigint)
+      CREATE OR REPLACE FUNCTION flashsale_claim_holds(p_sales text[], p_users text[], p_keys text[], p_ids text[], p_now bigint)
+      RETURNS TABLE (idx int, outcome text, refusal text, detail text, booking text[], units_left bigint,
+        held_unit bigint, held_token bigint, held_until bigint)
       LANGUAGE plpgsql
+      -- A new hold comes back as its unit, fencing token and deadline (the
+      -- caller has the rest); a replayed booking as flashsale_booking_text's
+      -- array. (It replaces flashsale_claim_batch, which answered every hold
+      -- with the array: the instances of the previous build still call it,
+      -- so the upgrade leaves it in place.)
       -- Every statement here finds rows by key. In the first minutes of a sale
       -- the bookings table grows faster than its statistics: the planner,
       -- still believing it small, scanned all of it for the batch's keys.
@@ -249,7 +255,7 @@ enum PostgresSaleSchema {
               CASE WHEN x.same THEN NULL ELSE 'IDEMPOTENCY_KEY_REUSED' END,
               CASE WHEN x.same THEN NULL ELSE format('idempotency key "%s" was used for another sale or user', u.k) END,
               CASE WHEN x.same THEN flashsale_booking_text(b) END,
-              CASE WHEN x.same THEN flashsale_units_left(u.sale_id) ELSE 0 END
+              CASE WHEN x.same THEN flashsale_units_left(u.sale_id) ELSE 0 END, NULL::bigint, NULL::bigint, NULL::bigint
             FROM unnest(p_keys, p_sales, p_users) WITH ORDINALITY AS u(k, sale_id, user_id, ord)
             JOIN bookings b ON b.idempotency_key = u.k
             CROSS JOIN LATERAL (SELECT b.sale_id = u.sale_id AND b.user_id = u.user_id AS same) AS x;
@@ -287,7 +293,7 @@ enum PostgresSaleSchema {
                 WHEN 'SALE_ENDED' THEN format('sale %s has ended', p_sales[r.i])
                 WHEN 'SALE_NOT_STARTED' THEN format('sale %s has not started', p_sales[r.i])
                 ELSE format('sale %s is paused', p_sales[r.i]) END,
-              NULL::text[], 0::bigint
+              NULL::text[], 0::bigint, NULL::bigint, NULL::bigint, NULL::bigint
             FROM unnest(v_refused, v_reasons) AS r(i, reason);
         END IF;
 
@@ -322,7 +328,7 @@ enum PostgresSaleSchema {
             SELECT (l.i - 1)::int, 'refused'::text, 'LIMIT_REACHED'::text,
               format('user %s already holds or bought %s of the %s allowed', p_users[l.i], sa.per_user_limit,
                 sa.per_user_limit),
-              NULL::text[], 0::bigint
+              NULL::text[], 0::bigint, NULL::bigint, NULL::bigint, NULL::bigint
             FROM unnest(v_limited) AS l(i) JOIN sales sa ON sa.id = p_sales[l.i];
         END IF;
 
@@ -381,7 +387,7 @@ enum PostgresSaleSchema {
                 CASE WHEN v_busy THEN 'every free unit is being claimed by another transaction'
                   WHEN v_held > 0 THEN 'every unit is held or booked; held units may come back'
                   ELSE 'every unit is booked' END,
-                NULL::text[], 0::bigint
+                NULL::text[], 0::bigint, NULL::bigint, NULL::bigint, NULL::bigint
               FROM unnest(v_claims[v_got + 1:v_n]) AS x;
           END IF;
         END LOOP;
@@ -395,11 +401,9 @@ enum PostgresSaleSchema {
                 nextval('fencing_tokens')
               FROM unnest(h_idx, h_units, h_expires) WITH ORDINALITY AS t(i, unit, expires, ord)
               ORDER BY t.ord
-            RETURNING *)
-          SELECT (x.i - 1)::int, 'held'::text, NULL::text, NULL::text,
-            -- flashsale_booking_text inline: a function call per hold cost ~8 µs.
-            ARRAY[b.id, b.sale_id, b.user_id, b.unit::text, b.status, b.created_at::text, b.updated_at::text,
-              b.hold_expires_at::text, b.idempotency_key, b.fencing_token::text, ''], x.l
+            RETURNING id, unit, fencing_token, hold_expires_at)
+          SELECT (x.i - 1)::int, 'held'::text, NULL::text, NULL::text, NULL::text[], x.l,
+            b.unit, b.fencing_token, b.hold_expires_at
           FROM inserted AS b JOIN unnest(h_idx, h_left) AS x(i, l) ON b.id = p_ids[x.i];
       END
       $$

@@ -291,16 +291,27 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   ) async throws -> [BatchOutcome] {
     let rows = try await connection.query(
       """
-      SELECT idx, outcome, refusal, detail, booking, units_left FROM flashsale_claim_batch(
+      SELECT idx, outcome, refusal, detail, booking, units_left, held_unit, held_token, held_until
+      FROM flashsale_claim_holds(
         \(requests.map(\.saleID.rawValue)), \(requests.map(\.userID.rawValue)), \(requests.map(\.idempotencyKey)),
         \(requests.map(\.bookingID.rawValue)), \(now.nanosecondsSinceEpoch))
       """, logger: logger)
     var outcomes = [BatchOutcome?](repeating: nil, count: requests.count)
-    for try await (index, outcome, refusal, detail, booking, left) in rows.decode(
-      (Int32, String, String?, String?, [String]?, Int64).self)
+    for try await (index, outcome, refusal, detail, booking, left, unit, token, until) in rows.decode(
+      (Int32, String, String?, String?, [String]?, Int64, Int64?, Int64?, Int64?).self)
     {
+      guard requests.indices.contains(Int(index)) else {
+        throw StoreFault("the store answered claim \(index) of \(requests.count)")
+      }
       switch outcome {
-      case "held": outcomes[Int(index)] = BatchOutcome(outcome: .held(try Self.booking(booking ?? []), unitsLeft: left))
+      case "held":
+        guard let unit, let token, let until else { throw StoreFault("the store answered a hold without its unit") }
+        let request = requests[Int(index)]
+        let hold = Booking(
+          id: request.bookingID, saleID: request.saleID, userID: request.userID, unit: unit, status: .hold,
+          createdAt: now, updatedAt: now, holdExpiresAt: Timestamp(nanosecondsSinceEpoch: until),
+          idempotencyKey: request.idempotencyKey, fencingToken: UInt64(bitPattern: token))
+        outcomes[Int(index)] = BatchOutcome(outcome: .held(hold, unitsLeft: left))
       case "replayed":
         outcomes[Int(index)] = BatchOutcome(outcome: .replayed(try Self.booking(booking ?? []), unitsLeft: left))
       default:
