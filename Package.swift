@@ -27,6 +27,15 @@ let swiftSettings: [SwiftSetting] = [
   .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// The programs that serve or generate load allocate through jemalloc (Debian's
+// libjemalloc-dev), as nghttpd does: a call allocates a dozen small blocks
+// (nghttp2's stream and frames, Swift objects) and frees them a batch later,
+// more of one size than glibc's per-thread cache keeps (7), so glibc took its
+// slow paths. Linked ahead of libc, it replaces malloc for the whole process:
+// 29,660 -> 27,230 instructions per Health/Check call (RPCMicrobench under
+// callgrind), 10.05 -> 9.15 us of server CPU per call under h2load.
+let allocator: [LinkerSetting] = [.linkedLibrary("jemalloc")]
+
 let package = Package(
   name: "flashsale",
   platforms: [.macOS(.v15)],
@@ -128,7 +137,8 @@ let package = Package(
         .product(name: "Prometheus", package: "swift-prometheus"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ],
-      swiftSettings: swiftSettings),
+      swiftSettings: swiftSettings,
+      linkerSettings: allocator),
     .executableTarget(
       name: "ProbeCLI",
       dependencies: [
@@ -142,7 +152,8 @@ let package = Package(
         "FlashSaleAPI", "StandardProtos", "RPCHTTP2", "RPCCore", "CommandLineSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
-      swiftSettings: swiftSettings),
+      swiftSettings: swiftSettings,
+      linkerSettings: allocator),
     .executableTarget(
       name: "RPCMicrobench",
       dependencies: [
@@ -152,7 +163,8 @@ let package = Package(
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
       ],
-      swiftSettings: swiftSettings),
+      swiftSettings: swiftSettings,
+      linkerSettings: allocator),
     // The sale core.
     .target(
       name: "FlashSaleDomain",

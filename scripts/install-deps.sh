@@ -14,6 +14,7 @@ apt_packages=(
   protobuf-compiler       # protoc + the well-known .proto files, runs the Swift generator plugin
   libnghttp2-dev          # libnghttp2: HTTP/2 framing
   libsqlite3-dev
+  libjemalloc-dev         # the servers' allocator (see Package.swift)
   python3-pip
 )
 if ((want_test)); then
