@@ -194,6 +194,23 @@ def test_logs_are_json_lines(serve):
         assert {"ts", "level", "logger", "msg"} <= record.keys()
 
 
+def test_client_pings_while_the_server_streams_are_not_strikes():
+    # grpcio probes the bandwidth with a PING after DATA it receives: as in
+    # grpc-go and grpc core, pings answered by data are not "too many pings".
+    server = Process([binary("flashsale-interop"), "serve", "--port", "0"])
+    test_pb2 = protos.load("grpc/testing/test.proto")
+    messages_pb2 = protos.load("grpc/testing/messages.proto")[0]
+    test_grpc = test_pb2[1]
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        stub = test_grpc.TestServiceStub(ch)
+        request = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=1000, interval_us=50_000) for _ in range(16)])
+        call = stub.StreamingOutputCall(request, timeout=30)
+        assert [len(r.payload.body) for r in call] == [1000] * 16
+        assert call.code() == grpc.StatusCode.OK
+    server.stop()
+
+
 def test_sigterm_drains_in_flight_calls():
     server = Process([binary("flashsale-interop"), "serve", "--port", "0"])
     test_pb2 = protos.load("grpc/testing/test.proto")

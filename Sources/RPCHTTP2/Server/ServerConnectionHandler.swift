@@ -761,6 +761,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     guard let source else { return }
     let stream = Unmanaged<ServerStream>.fromOpaque(source).takeUnretainedValue()
     stream.outbound.write(length, into: &buffer)
+    // Clients probe the bandwidth with a PING after DATA they receive (grpc
+    // core's BDP pings): as grpc-go and grpc core do, sending data forgives
+    // the strikes, so a long stream is not taken for a ping flood.
+    pingStrikes = 0
     if !stream.writers.isEmpty, stream.outbound.byteCount <= ServerStream.outboundHighWater / 2 {
       let writers = stream.writers
       stream.writers = []
