@@ -11,7 +11,8 @@ struct RequestHead {
   var path = ""
   var contentType: String?
   var contentTypeIsGRPC = false
-  var timeout: Duration?
+  /// The `grpc-timeout`, in nanoseconds.
+  var timeoutNanos: Int64?
   var invalidTimeout: String?
   var unsupportedEncoding: String?
   var malformedBinaryKey: String?
@@ -40,8 +41,8 @@ struct RequestHead {
       if !contentTypeIsGRPC { contentType = value.string }
       return
     case 12 where name.equals("grpc-timeout"):
-      if let duration = GRPCTimeout.parse(value) {
-        timeout = duration
+      if let nanoseconds = GRPCTimeout.parseNanoseconds(value) {
+        timeoutNanos = nanoseconds
       } else {
         invalidTimeout = value.string
       }

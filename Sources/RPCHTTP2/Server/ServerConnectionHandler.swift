@@ -321,9 +321,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     }
     stream.entry = entry
     stream.startNanos = lastReadNanos
-    if let timeout = head.timeout {
+    if let timeout = head.timeoutNanos {
       // The deadline runs from the request headers, as the client's does.
-      stream.deadline = .uptimeNanoseconds(stream.startNanos + UInt64(max(0, timeout.nanosecondsValue)))
+      stream.deadline = .uptimeNanoseconds(stream.startNanos &+ UInt64(max(0, timeout)))
     }
     metricsBatch.started(entry, methods: routes.count)
     let descriptor = entry.route.descriptor
@@ -336,10 +336,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       fail(stream, error, resetStream: false)
       return
     }
-    let deadline = head.timeout.map { timeout in
+    let deadline = head.timeoutNanos.map { timeout in
       let now = readInstant ?? ContinuousClock.now
       readInstant = now
-      return now.advanced(by: timeout)
+      return now.advanced(by: .nanoseconds(timeout))
     }
     stream.context = ServerContext(
       descriptor: descriptor, requestMetadata: head.metadata, deadline: deadline, peer: peer, caller: caller)

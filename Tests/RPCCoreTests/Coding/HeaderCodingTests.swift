@@ -14,6 +14,15 @@ struct GRPCTimeoutTests {
     #expect(GRPCTimeout.parse(text) == duration)
   }
 
+  @Test(
+    "the server's form is nanoseconds, saturating",
+    arguments: [("1H", Int64(3_600_000_000_000)), ("45m", 45_000_000), ("7n", 7), ("99999999H", .max), ("0S", 0)])
+  func nanoseconds(text: String, nanoseconds: Int64) {
+    let parsed = Array(text.utf8).withUnsafeBytes { GRPCTimeout.parseNanoseconds($0) }
+    #expect(parsed == nanoseconds)
+    #expect(Array("5s".utf8).withUnsafeBytes { GRPCTimeout.parseNanoseconds($0) } == nil)
+  }
+
   @Test("invalid values are refused", arguments: ["", "S", "5", "5s", "123456789S", "-1S", "1.5S", " 5S", "5 S"])
   func refuses(text: String) {
     #expect(GRPCTimeout.parse(text) == nil)
