@@ -144,6 +144,20 @@ struct ServerConnectionHandlerTests {
     #expect(ids.allSatisfy { client.responses[$0]?.grpcStatus == 4 })
   }
 
+  @Test("the handler's context has the deadline of the grpc-timeout, or none")
+  func contextDeadline() throws {
+    let client = try H2TestClient(server: RPCServer(configuration: RPCServerConfiguration(), services: [TestDouble()]))
+    func left(_ headers: [(String, String)]) throws -> String {
+      let id = try client.request(path: Self.unaryPath, extraHeaders: headers, body: Self.unaryBody(responseSize: -4))
+      let response = try #require(client.responses[id])
+      let decoded = try Grpc_Testing_SimpleResponse(serializedBytes: try #require(response.messages.first))
+      return String(decoding: decoded.payload?.body ?? [], as: UTF8.self)
+    }
+    let milliseconds = try #require(Int(try left([("grpc-timeout", "5S")])))
+    #expect(milliseconds > 4000 && milliseconds <= 5000)
+    #expect(try left([]) == "none")
+  }
+
   @Test("a malformed grpc-timeout is INTERNAL")
   func badTimeout() throws {
     let client = try H2TestClient(server: Self.server())

@@ -68,6 +68,9 @@ final class TestDouble: Grpc_Testing_TestService.ServiceProtocol {
           promise.fail(CancellationError())
         }
       }
+    case -4:  // the time left until the context's deadline, in milliseconds, as text ("none" without one)
+      let left = context.deadline.map { ContinuousClock.now.duration(to: $0) / .milliseconds(1) }
+      return .ok(Grpc_Testing_SimpleResponse(payload: Grpc_Testing_Payload(body: Array((left.map { "\(Int($0))" } ?? "none").utf8))))
     case -2:
       return .later { [state] in
         state.withLockedValue { $0.startedHandlers += 1 }

@@ -40,8 +40,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   // Keepalive, and the time of the read being processed: calls started by
   // one read share one clock reading.
   private var lastReadNanos: UInt64 = 0
-  /// `ContinuousClock.now` at the current read, taken at its first use.
-  private var readInstant: ContinuousClock.Instant?
+  /// `ContinuousClock.now` at the current read (from `ServerContext.clockOrigin`), taken at its first use.
+  private var readSinceOrigin: Duration?
   private var keepaliveTimer: Scheduled<Void>?
   /// The deadlines of calls that did not finish inline, under one timer.
   private var deadlines = DeadlineQueue<ServerStream>()
@@ -117,7 +117,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     guard let session else { return }
     lastReadNanos = Self.nowNanos()
-    readInstant = nil
+    readSinceOrigin = nil
     if let error = io.receive(unwrapInboundIn(data), into: session) {
       logger.debug("closing connection after a protocol error", metadata: ["peer": "\(peer)", "error": "\(error)"])
       flush()  // nghttp2's GOAWAY
@@ -337,12 +337,15 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       return
     }
     let deadline = head.timeoutNanos.map { timeout in
-      let now = readInstant ?? ContinuousClock.now
-      readInstant = now
-      return now.advanced(by: .nanoseconds(timeout))
+      let now = readSinceOrigin ?? (ContinuousClock.now - ServerContext.clockOrigin)
+      readSinceOrigin = now
+      return now
+        + Duration(
+          secondsComponent: timeout / 1_000_000_000, attosecondsComponent: (timeout % 1_000_000_000) * 1_000_000_000)
     }
     stream.context = ServerContext(
-      descriptor: descriptor, requestMetadata: head.metadata, deadline: deadline, peer: peer, caller: caller)
+      descriptor: descriptor, requestMetadata: head.metadata, deadlineSinceOrigin: deadline, peer: peer,
+      caller: caller)
 
     switch entry.route.handler {
     case .unary, .serverStreaming:
