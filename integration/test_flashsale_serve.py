@@ -194,18 +194,21 @@ def test_logs_are_json_lines(serve):
         assert {"ts", "level", "logger", "msg"} <= record.keys()
 
 
+def _streaming_output_call(channel, count, size, interval_us):
+    """A grpc.testing StreamingOutputCall of `count` messages of `size` bytes, `interval_us` apart."""
+    test_grpc = protos.load("grpc/testing/test.proto")[1]
+    messages_pb2 = protos.load("grpc/testing/messages.proto")[0]
+    request = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+        messages_pb2.ResponseParameters(size=size, interval_us=interval_us) for _ in range(count)])
+    return test_grpc.TestServiceStub(channel).StreamingOutputCall(request, timeout=30)
+
+
 def test_client_pings_while_the_server_streams_are_not_strikes():
     # grpcio probes the bandwidth with a PING after DATA it receives: as in
     # grpc-go and grpc core, pings answered by data are not "too many pings".
     server = Process([binary("flashsale-interop"), "serve", "--port", "0"])
-    test_pb2 = protos.load("grpc/testing/test.proto")
-    messages_pb2 = protos.load("grpc/testing/messages.proto")[0]
-    test_grpc = test_pb2[1]
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
-        stub = test_grpc.TestServiceStub(ch)
-        request = messages_pb2.StreamingOutputCallRequest(response_parameters=[
-            messages_pb2.ResponseParameters(size=1000, interval_us=50_000) for _ in range(16)])
-        call = stub.StreamingOutputCall(request, timeout=30)
+        call = _streaming_output_call(ch, count=16, size=1000, interval_us=50_000)
         assert [len(r.payload.body) for r in call] == [1000] * 16
         assert call.code() == grpc.StatusCode.OK
     server.stop()
@@ -213,14 +216,8 @@ def test_client_pings_while_the_server_streams_are_not_strikes():
 
 def test_sigterm_drains_in_flight_calls():
     server = Process([binary("flashsale-interop"), "serve", "--port", "0"])
-    test_pb2 = protos.load("grpc/testing/test.proto")
-    messages_pb2 = protos.load("grpc/testing/messages.proto")[0]
-    test_grpc = test_pb2[1]
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
-        stub = test_grpc.TestServiceStub(ch)
-        request = messages_pb2.StreamingOutputCallRequest(response_parameters=[
-            messages_pb2.ResponseParameters(size=10, interval_us=300_000) for _ in range(4)])
-        call = stub.StreamingOutputCall(request, timeout=30)
+        call = _streaming_output_call(ch, count=4, size=10, interval_us=300_000)
         first = next(call)
         assert len(first.payload.body) == 10
         server.send_signal(signal.SIGTERM)

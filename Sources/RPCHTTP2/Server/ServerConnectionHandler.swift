@@ -40,7 +40,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   // Keepalive, and the time of the read being processed: calls started by
   // one read share one clock reading.
   private var lastReadNanos: UInt64 = 0
-  /// `ContinuousClock.now` at the current read (from `ServerContext.clockOrigin`), taken at its first use.
+  /// `ContinuousClock.now` at the current read, as an offset from
+  /// `ServerContext.clockOrigin`; taken at its first use.
   private var readSinceOrigin: Duration?
   private var keepaliveTimer: Scheduled<Void>?
   /// The deadlines of calls that did not finish inline, under one timer.
@@ -323,7 +324,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     stream.startNanos = lastReadNanos
     if let timeout = head.timeoutNanos {
       // The deadline runs from the request headers, as the client's does.
-      stream.deadline = .uptimeNanoseconds(stream.startNanos &+ UInt64(max(0, timeout)))
+      stream.deadline = .uptimeNanoseconds(stream.startNanos &+ UInt64(timeout))  // never negative
     }
     metricsBatch.started(entry, methods: routes.count)
     let descriptor = entry.route.descriptor
@@ -339,9 +340,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     let deadline = head.timeoutNanos.map { timeout in
       let now = readSinceOrigin ?? (ContinuousClock.now - ServerContext.clockOrigin)
       readSinceOrigin = now
-      return now
-        + Duration(
-          secondsComponent: timeout / 1_000_000_000, attosecondsComponent: (timeout % 1_000_000_000) * 1_000_000_000)
+      return now + .nanoseconds(timeout)
     }
     stream.context = ServerContext(
       descriptor: descriptor, requestMetadata: head.metadata, deadlineSinceOrigin: deadline, peer: peer,
