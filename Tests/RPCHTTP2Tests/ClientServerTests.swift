@@ -46,10 +46,13 @@ struct ClientServerTests {
     try await Self.withServer(service) { _, port in
       let client = Self.client([port])
       defer { client.close() }
+      // Connected before the clock runs: on a busy machine the connection
+      // alone could outlast the deadline, and then no handler starts.
+      _ = try await Client(channel: client).emptyCall(Grpc_Testing_Empty())
       let started = ContinuousClock.now
       do {
         _ = try await Client(channel: client).unaryCall(
-          Grpc_Testing_SimpleRequest(responseSize: -1), options: CallOptions(timeout: .milliseconds(200)))
+          Grpc_Testing_SimpleRequest(responseSize: -1), options: CallOptions(timeout: .milliseconds(300)))
         Issue.record("the call succeeded")
       } catch let error as RPCError {
         #expect(error.code == .deadlineExceeded)
