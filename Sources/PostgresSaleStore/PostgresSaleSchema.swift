@@ -141,9 +141,10 @@ enum PostgresSaleSchema {
   static let functions: [String] = [
       """
       CREATE OR REPLACE FUNCTION flashsale_booking_text(b bookings) RETURNS text[] LANGUAGE plpgsql IMMUTABLE AS $$
-      -- PL/pgSQL, not SQL: the claim function calls it once per hold, and a
-      -- SQL-language function called from PL/pgSQL is parsed and planned
-      -- again at every call (that was a third of the database's CPU per claim).
+      -- PL/pgSQL, not SQL: it runs per row (replays, steps, the expiry job),
+      -- and a SQL-language function called from PL/pgSQL is parsed and planned
+      -- again at every call (that was a third of the database's CPU per claim
+      -- when the claim function called it for every hold).
       BEGIN
         RETURN ARRAY[b.id, b.sale_id, b.user_id, b.unit::text, b.status, b.created_at::text, b.updated_at::text,
           b.hold_expires_at::text, b.idempotency_key, b.fencing_token::text, coalesce(b.release_reason, '')];

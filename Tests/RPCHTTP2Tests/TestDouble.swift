@@ -8,7 +8,9 @@ import RPCCore
 ///   cancelled); -3 never answers either, without a task (a promise that the
 ///   call's cancellation fails on the cancelling thread: for tests on an
 ///   embedded loop, which no other thread may touch); -2 answers after 300 ms
-///   with a 2-byte payload; otherwise a payload of that size.
+///   with a 2-byte payload; -4 answers with the time left until the
+///   context's deadline, in whole milliseconds as text ("none" without one);
+///   otherwise a payload of that size.
 /// - `EmptyCall`: fails with UNAVAILABLE `failuresBeforeSuccess` times first.
 /// - `StreamingOutputCall`: writes the requested sizes with `write`; with a
 ///   response status message "latest", publishes 0..<latestCount with
@@ -68,9 +70,9 @@ final class TestDouble: Grpc_Testing_TestService.ServiceProtocol {
           promise.fail(CancellationError())
         }
       }
-    case -4:  // the time left until the context's deadline, in milliseconds, as text ("none" without one)
-      let left = context.deadline.map { ContinuousClock.now.duration(to: $0) / .milliseconds(1) }
-      return .ok(Grpc_Testing_SimpleResponse(payload: Grpc_Testing_Payload(body: Array((left.map { "\(Int($0))" } ?? "none").utf8))))
+    case -4:
+      let left = context.deadline.map { "\(Int(ContinuousClock.now.duration(to: $0) / .milliseconds(1)))" } ?? "none"
+      return .ok(Grpc_Testing_SimpleResponse(payload: Grpc_Testing_Payload(body: Array(left.utf8))))
     case -2:
       return .later { [state] in
         state.withLockedValue { $0.startedHandlers += 1 }

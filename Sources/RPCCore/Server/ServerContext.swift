@@ -1,5 +1,13 @@
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What a handler knows about the call it serves, and how it shapes the
 /// response's metadata.
 ///
@@ -13,15 +21,25 @@ public final class ServerContext: Sendable {
   public let requestMetadata: Metadata
   /// When the client stops waiting, from its `grpc-timeout`; `nil` for none.
   public var deadline: ContinuousClock.Instant? {
-    deadlineSinceOrigin.map { Self.clockOrigin.advanced(by: $0) }
+    deadlineUptimeNanoseconds.map { uptime in
+      Self.clockOrigin.instant.advanced(by: .nanoseconds(Int64(bitPattern: uptime &- Self.clockOrigin.uptime)))
+    }
   }
-  /// The deadline as an offset from ``clockOrigin``. A `Duration` is two
-  /// integers, while an optional `ContinuousClock.Instant` is copied through
-  /// the runtime's value witnesses: ~300 instructions per call, for a value
-  /// that most handlers never read.
-  private let deadlineSinceOrigin: Duration?
-  /// The instant deadlines are stored relative to (the first use).
-  package static let clockOrigin = ContinuousClock.now
+  /// The deadline on the monotonic clock (`CLOCK_MONOTONIC` nanoseconds, the
+  /// clock of NIO's `NIODeadline`), as the transport enforces it: the
+  /// `Instant` is made only when a handler asks. (An optional `Instant` is
+  /// copied through the runtime's value witnesses, ~300 instructions per
+  /// call, and most handlers never read it.)
+  private let deadlineUptimeNanoseconds: UInt64?
+  /// One moment on both clocks, to convert between them.
+  private static let clockOrigin = (instant: ContinuousClock.now, uptime: uptimeNanoseconds())
+
+  /// `CLOCK_MONOTONIC` now, in nanoseconds.
+  private static func uptimeNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+  }
   /// The remote address, e.g. `ipv4:127.0.0.1:53412`.
   public let peer: String
   /// Who is calling, as the server's ``CallAuthenticator`` established it.
@@ -43,22 +61,28 @@ public final class ServerContext: Sendable {
     peer: String,
     caller: CallerIdentity?
   ) {
+    let uptime = deadline.map { deadline in
+      let (offset, overflow) = Int64(bitPattern: Self.clockOrigin.uptime)
+        .addingReportingOverflow((deadline - Self.clockOrigin.instant).nanosecondsValue)
+      return overflow ? UInt64(Int64.max) : UInt64(bitPattern: max(0, offset))
+    }
     self.init(
-      descriptor: descriptor, requestMetadata: requestMetadata,
-      deadlineSinceOrigin: deadline.map { $0 - Self.clockOrigin }, peer: peer, caller: caller)
+      descriptor: descriptor, requestMetadata: requestMetadata, deadlineUptimeNanoseconds: uptime, peer: peer,
+      caller: caller)
   }
 
-  /// A context whose deadline is given as an offset from ``clockOrigin``.
+  /// A context whose deadline is given on the monotonic clock, as NIO's
+  /// `NIODeadline.uptimeNanoseconds`.
   package init(
     descriptor: MethodDescriptor,
     requestMetadata: Metadata,
-    deadlineSinceOrigin: Duration?,
+    deadlineUptimeNanoseconds: UInt64?,
     peer: String,
     caller: CallerIdentity?
   ) {
     self.descriptor = descriptor
     self.requestMetadata = requestMetadata
-    self.deadlineSinceOrigin = deadlineSinceOrigin
+    self.deadlineUptimeNanoseconds = deadlineUptimeNanoseconds
     self.peer = peer
     self.caller = caller
   }

@@ -40,9 +40,6 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   // Keepalive, and the time of the read being processed: calls started by
   // one read share one clock reading.
   private var lastReadNanos: UInt64 = 0
-  /// `ContinuousClock.now` at the current read, as an offset from
-  /// `ServerContext.clockOrigin`; taken at its first use.
-  private var readSinceOrigin: Duration?
   private var keepaliveTimer: Scheduled<Void>?
   /// The deadlines of calls that did not finish inline, under one timer.
   private var deadlines = DeadlineQueue<ServerStream>()
@@ -118,7 +115,6 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     guard let session else { return }
     lastReadNanos = Self.nowNanos()
-    readSinceOrigin = nil
     if let error = io.receive(unwrapInboundIn(data), into: session) {
       logger.debug("closing connection after a protocol error", metadata: ["peer": "\(peer)", "error": "\(error)"])
       flush()  // nghttp2's GOAWAY
@@ -337,14 +333,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       fail(stream, error, resetStream: false)
       return
     }
-    let deadline = head.timeoutNanos.map { timeout in
-      let now = readSinceOrigin ?? (ContinuousClock.now - ServerContext.clockOrigin)
-      readSinceOrigin = now
-      return now + .nanoseconds(timeout)
-    }
     stream.context = ServerContext(
-      descriptor: descriptor, requestMetadata: head.metadata, deadlineSinceOrigin: deadline, peer: peer,
-      caller: caller)
+      descriptor: descriptor, requestMetadata: head.metadata,
+      deadlineUptimeNanoseconds: stream.deadline?.uptimeNanoseconds, peer: peer, caller: caller)
 
     switch entry.route.handler {
     case .unary, .serverStreaming:

@@ -52,6 +52,17 @@ struct AuthenticatorTests {
     }
   }
 
+  @Test("a deadline given as an instant reads back as that instant, to the nanosecond")
+  func deadlineRoundTrip() throws {
+    for offset in [Duration.milliseconds(-5), .zero, .seconds(5), .seconds(86_400)] {
+      let deadline = ContinuousClock.now.advanced(by: offset)
+      let context = ServerContext(descriptor: method, requestMetadata: [:], deadline: deadline, peer: "test", caller: nil)
+      let back = try #require(context.deadline)
+      #expect(abs((back - deadline) / .nanoseconds(1)) < 1)
+    }
+    #expect(ServerContext(descriptor: method, requestMetadata: [:], deadline: nil, peer: "test", caller: nil).deadline == nil)
+  }
+
   @Test("cancellation handlers run once, at once when already cancelled")
   func cancellation() {
     let context = ServerContext(descriptor: method, requestMetadata: [:], deadline: nil, peer: "test", caller: nil)
