@@ -3,8 +3,10 @@ processes: together they never oversell, and the audit reads the rows.
 Needs FLASHSALE_TEST_POSTGRES_URL (make test starts a throwaway cluster)."""
 import os
 import random
+import re
 import subprocess
 import threading
+import time
 import uuid
 
 import grpc
@@ -106,6 +108,69 @@ def test_a_retry_racing_its_first_attempt_on_another_instance_gets_the_same_book
         result = audit(url, sale.sale_id)
         assert result.returncode == 0, result.stdout
         assert "held 300" in result.stdout
+    finally:
+        first.stop()
+        second.stop()
+
+
+def memory_refusals(platform, key_check):
+    """flashsale_book_refused_from_memory_total{key_check=...} of one instance."""
+    match = re.search(r'flashsale_book_refused_from_memory_total\{key_check="%s"\} (\d+)' % key_check,
+                      platform.metrics())
+    return int(match.group(1)) if match else 0
+
+
+def test_a_sold_out_sale_is_refused_from_memory_on_every_instance_and_retries_still_get_their_booking():
+    """The restock delay lets an instance that did not make the holds refuse a
+    sold-out Book without reading its key; a retry of a key that made a hold
+    on the other instance still gets that hold, before and after the unit
+    comes back and goes to someone else."""
+    url = fresh_database()
+    first, second = Platform(url), Platform(url)
+    try:
+        sale = first.create_sale(quantity=2, per_user_limit=1)
+        a = first.book(sale, "a", key="key-a")
+        b = first.book(sale, "b", key="key-b")
+        # The second instance sees the sale sold out (for now: two holds).
+        deadline = time.time() + 2.0
+        while True:
+            code, reason, _ = refusal(lambda: second.book(sale, "c", key=f"key-c-{time.time()}"))
+            if memory_refusals(second, "memory") > 0:
+                break
+            assert time.time() < deadline, "the second instance never refused from memory"
+            time.sleep(0.05)
+        assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "SOLD_OUT_FOR_NOW")
+        before = memory_refusals(second, "memory")
+        for i in range(50):
+            assert refusal(lambda: second.book(sale, f"new-{i}", key=f"new-key-{i}"))[1] == "SOLD_OUT_FOR_NOW"
+        assert memory_refusals(second, "memory") >= before + 50
+        # Retries of the first instance's holds, sent to the second: the same bookings.
+        assert second.book(sale, "a", key="key-a").booking.booking_id == a.booking.booking_id
+        assert second.book(sale, "b", key="key-b").booking.booking_id == b.booking.booking_id
+        # A's hold is cancelled on the first instance and the unit is bought
+        # through the second at once (the claim waits out the restock delay).
+        first.booking.Cancel(booking_pb2.CancelRequest(booking_id=a.booking.booking_id,
+                                                       fencing_token=a.booking.fencing_token),
+                             metadata=user("a"), timeout=5)
+        deadline = time.time() + 2.0
+        while True:
+            try:
+                d = second.book(sale, "d", key="key-d")
+                break
+            except grpc.RpcError:
+                assert time.time() < deadline, "the returned unit was not bought within 2 s"
+                time.sleep(0.02)
+        assert d.booking.fencing_token > b.booking.fencing_token
+        # Sold out again: every instance answers each key's retry with its own booking.
+        time.sleep(0.3)
+        for p in (first, second):
+            assert p.book(sale, "d", key="key-d").booking.booking_id == d.booking.booking_id
+            released = p.book(sale, "a", key="key-a")
+            assert released.booking.booking_id == a.booking.booking_id
+            assert released.booking.status == booking_pb2.BOOKING_STATUS_RELEASED
+            assert refusal(lambda: p.book(sale, "e", key=f"key-e-{p.server.port}"))[1] == "SOLD_OUT_FOR_NOW"
+        result = audit(url, sale.sale_id)
+        assert result.returncode == 0, result.stdout + result.stderr
     finally:
         first.stop()
         second.stop()

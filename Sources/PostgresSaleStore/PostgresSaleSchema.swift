@@ -5,7 +5,8 @@
 /// up to 64 shards (blocks of units), each a row with its own "next fresh
 /// unit" and its own counters. A batch of claims locks the first shard no
 /// other transaction holds (`FOR UPDATE SKIP LOCKED`) and takes units from it;
-/// units given back wait in `returned_units`, claimed the same way. Counts and
+/// units given back wait in `returned_units`, claimed the same way once their
+/// restock delay has passed (migration 5). Counts and
 /// the stock version are sums over the shards. The per-user limit is a counter
 /// row per (sale, user), so two instances cannot both let a user past it.
 ///
@@ -130,7 +131,31 @@ enum PostgresSaleSchema {
       "ALTER TABLE sales ALTER COLUMN id TYPE text COLLATE \"C\"",
       "DROP INDEX IF EXISTS bookings_taken_by_user",
     ],
+    // 5: the restock delay (see `restockDelayNanoseconds`). A returned unit's
+    // `restock_at` is NULL until a claim first sees it, which stamps it with
+    // the database's clock plus the delay; no claim takes it before. Rows
+    // returned before this migration are claimable at once (0). The claim
+    // function of builds before migration 4 took returned units without the
+    // delay: it goes, so that no instance of such a build can (its claims
+    // fail until it is replaced). And an index of the bookings that ended,
+    // by sale: with the one of the holding and booked ones, the keys of a
+    // sale's bookings are read without a scan of every sale's.
+    [
+      "SET LOCAL lock_timeout = '5s'",
+      "ALTER TABLE returned_units ADD COLUMN restock_at bigint DEFAULT 0",
+      "ALTER TABLE returned_units ALTER COLUMN restock_at DROP DEFAULT",
+      "DROP FUNCTION IF EXISTS flashsale_claim_batch(text[], text[], text[], text[], bigint)",
+      "CREATE INDEX bookings_ended_by_sale ON bookings (sale_id) WHERE status IN ('released', 'expired')",
+    ],
   ]
+
+  /// How long a unit given back to stock waits before a claim may take it,
+  /// counted from when a claim first sees its return committed (so from a
+  /// moment after that commit, on the database's one clock). While a sale
+  /// has no unit free, no instance can grant one for at least this long:
+  /// that is what lets an instance refuse a sold-out `Book` from memory
+  /// (`SoldOutKeys`). A claim that finds only such units waits for them.
+  static let restockDelayNanoseconds: Int64 = 200_000_000
 
   /// The functions, replaced at every start-up (after the migrations, under
   /// the same lock): they are code, so a new build brings its own. A change
@@ -161,7 +186,8 @@ enum PostgresSaleSchema {
         SELECT shard_size INTO v_shard_size FROM sales WHERE id = b.sale_id;
         UPDATE bookings SET status = p_status, updated_at = p_now, release_reason = p_reason
           WHERE id = b.id RETURNING * INTO result;
-        INSERT INTO returned_units (sale_id, unit) VALUES (b.sale_id, b.unit);
+        -- restock_at NULL: stamped by the first claim that sees it (migration 5).
+        INSERT INTO returned_units (sale_id, unit, restock_at) VALUES (b.sale_id, b.unit, NULL);
         -- Lock order everywhere: the user's row, then the shard's.
         UPDATE user_holdings SET active = active - 1 WHERE sale_id = b.sale_id AND user_id = b.user_id;
         IF b.status = 'booked' THEN
@@ -234,6 +260,7 @@ enum PostgresSaleSchema {
         v_held bigint;
         v_free bigint;
         v_busy boolean;
+        v_clock bigint;
         v_shard int;
         v_next bigint;
         v_end bigint;
@@ -343,10 +370,17 @@ enum PostgresSaleSchema {
           v_left := flashsale_units_left(s.id);
           v_units := '{}';
           IF EXISTS (SELECT 1 FROM returned_units WHERE sale_id = s.id) THEN
+            -- Returns seen for the first time restock after the delay, on
+            -- this clock: their commit is before this moment.
+            v_clock := (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint;
+            UPDATE returned_units r SET restock_at = v_clock + \(restockDelayNanoseconds)
+              FROM (SELECT unit FROM returned_units WHERE sale_id = s.id AND restock_at IS NULL
+                    FOR UPDATE SKIP LOCKED) fresh
+              WHERE r.sale_id = s.id AND r.unit = fresh.unit;
             WITH picked AS (
               SELECT r.unit FROM returned_units r
                 JOIN sale_shards sh ON sh.sale_id = r.sale_id AND sh.shard = r.unit / s.shard_size
-                WHERE r.sale_id = s.id LIMIT v_n FOR UPDATE OF r, sh SKIP LOCKED),
+                WHERE r.sale_id = s.id AND r.restock_at <= v_clock LIMIT v_n FOR UPDATE OF r, sh SKIP LOCKED),
             taken AS (
               DELETE FROM returned_units r USING picked p WHERE r.sale_id = s.id AND r.unit = p.unit RETURNING r.unit)
             SELECT coalesce(array_agg(t.unit), '{}') INTO v_units FROM taken t;
@@ -379,13 +413,14 @@ enum PostgresSaleSchema {
               WHERE h.sale_id = s.id AND h.user_id = g.user_id;
             SELECT coalesce(sum(held), 0), coalesce(sum(end_unit - next_fresh), 0) INTO v_held, v_free
               FROM sale_shards WHERE sale_id = s.id;
-            -- Units free but in rows other transactions hold: the store runs
-            -- these claims again after this batch commits.
+            -- Units free but in rows other transactions hold, or returned
+            -- and not yet restocked: the store runs these claims again after
+            -- this batch commits, and again, a while.
             v_busy := v_free > 0 OR EXISTS (SELECT 1 FROM returned_units WHERE sale_id = s.id);
             RETURN QUERY
               SELECT (x - 1)::int, CASE WHEN v_busy THEN 'busy' ELSE 'refused' END,
                 CASE WHEN v_busy OR v_held > 0 THEN 'SOLD_OUT_FOR_NOW' ELSE 'SOLD_OUT' END,
-                CASE WHEN v_busy THEN 'every free unit is being claimed by another transaction'
+                CASE WHEN v_busy THEN 'every free unit is being claimed by another transaction or restocked'
                   WHEN v_held > 0 THEN 'every unit is held or booked; held units may come back'
                   ELSE 'every unit is booked' END,
                 NULL::text[], 0::bigint, NULL::bigint, NULL::bigint, NULL::bigint

@@ -47,6 +47,25 @@ public final class PostgresSaleStore: SaleStore, Sendable {
     self.concurrentClaimBatches = concurrentClaimBatches
   }
 
+  /// A returned unit is claimable this long after a claim first saw it
+  /// (``PostgresSaleSchema/restockDelayNanoseconds``).
+  public var restockDelay: Duration? { .nanoseconds(PostgresSaleSchema.restockDelayNanoseconds) }
+
+  public func idempotencyKeyFingerprints(of saleID: SaleID) async throws -> Set<UInt64> {
+    // Through the two partial indexes by sale: the holding and booked, the ended.
+    let rows = try await client.query(
+      """
+      SELECT idempotency_key FROM bookings WHERE sale_id = \(saleID.rawValue) AND status IN ('hold', 'booked')
+      UNION ALL
+      SELECT idempotency_key FROM bookings WHERE sale_id = \(saleID.rawValue) AND status IN ('released', 'expired')
+      """, logger: logger)
+    var fingerprints = Set<UInt64>()
+    for try await key in rows.decode(String.self) {
+      fingerprints.insert(ClaimedKeys.fingerprint(key))
+    }
+    return fingerprints
+  }
+
   /// Closes the connections.
   public func shutdown() {
     database.shutdown()
@@ -257,13 +276,18 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   private func claimDistinctKeys(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
     if requests.isEmpty { return [] }
     var outcomes = try await database.retryingConflicts { try await claimOnce(requests, now: now) }
-    // Claims that found free units only in shards other transactions held
-    // run again once those have committed; after a few rounds the answer is
-    // "sold out for now" (retryable).
-    for round in 0..<4 {
+    // Claims that found free units only in shards other transactions held,
+    // or in units returned but not yet restocked, run again, backing off,
+    // for as long as a restock takes; then the answer is "sold out for now"
+    // (retryable).
+    let clock = ContinuousClock()
+    let giveUp = clock.now + .nanoseconds(PostgresSaleSchema.restockDelayNanoseconds) + .milliseconds(50)
+    var pause = Duration.milliseconds(2)
+    while clock.now < giveUp {
       let busy = outcomes.indices.filter { outcomes[$0].busy != nil }
       if busy.isEmpty { break }
-      try await Task.sleep(for: .milliseconds(2 << round))
+      try await Task.sleep(for: pause)
+      pause = min(pause * 2, .milliseconds(50))
       let again = try await database.retryingConflicts { try await claimOnce(busy.map { requests[$0] }, now: now) }
       for (index, outcome) in zip(busy, again) { outcomes[index] = outcome }
     }

@@ -264,6 +264,24 @@ struct SaleStoreContractTests {
     _ = try held(try await claim(store, sale, user: "a"))
   }
 
+  @Test("a store with a restock delay gives a returned unit to no claim before it", arguments: stores)
+  func restockDelay(kind: String) async throws {
+    let store = try await Self.makeStore(kind)
+    guard let delay = store.restockDelay else { return }  // restocks at once
+    let sale = try await makeSale(store, definition(quantity: 1, perUserLimit: 1))
+    let (a, _) = try held(try await claim(store, sale, user: "a"))
+    _ = try await store.cancel(a.id, token: a.fencingToken, now: clock.now())
+    // The claim waits for the unit: it is held, and no sooner than the delay.
+    let started = ContinuousClock.now
+    let (b, _) = try held(try await claim(store, sale, user: "b"))
+    #expect(ContinuousClock.now - started >= delay)
+    #expect(b.unit == a.unit)
+    // The unit's keys, for the key sets of sold-out sales: every booking's.
+    #expect(
+      try await store.idempotencyKeyFingerprints(of: sale.id)
+        == Set([a.idempotencyKey, b.idempotencyKey].map(ClaimedKeys.fingerprint)))
+  }
+
   @Test("expired holds go back to stock; the next deadline is known", arguments: stores)
   func expiry(kind: String) async throws {
     let store = try await Self.makeStore(kind)

@@ -51,9 +51,13 @@ public final class AvailabilityTracker: Service, Sendable {
     var nextWatcherID = 0
     /// Set when ``run()`` ended: new watchers' streams end at once.
     var stopped = false
+    /// Sales being looked up by ``trackSoon(_:)``.
+    var lookingUp: Set<SaleID> = []
   }
 
   private let state = Mutex(State())
+  /// Told of every read of a sale's stock, with when it started.
+  private let stockReadObservers = Mutex<[@Sendable (SaleID, StockLevel, ContinuousClock.Instant) -> Void]>([])
   private let store: any SaleStore
   private let clock: any WallClock
   private let logger: Logger
@@ -123,14 +127,43 @@ public final class AvailabilityTracker: Service, Sendable {
     }
   }
 
+  /// Calls `observer` after each read of a sale's stock from the store, with
+  /// the level read and the moment (on this process's monotonic clock)
+  /// before the read was sent.
+  public func onStockRead(_ observer: @escaping @Sendable (SaleID, StockLevel, ContinuousClock.Instant) -> Void) {
+    stockReadObservers.withLock { $0.append(observer) }
+  }
+
+  /// Reads the sale's stock level and tells the observers.
+  private func readStockLevel(_ saleID: SaleID) async throws -> StockLevel {
+    let started = ContinuousClock.now
+    let level = try await store.stockLevel(saleID)
+    for observer in stockReadObservers.withLock({ $0 }) { observer(saleID, level, started) }
+    return level
+  }
+
   /// Starts tracking `sale` (after it was created, or first asked about).
   public func track(_ sale: Sale) async throws {
-    let level = try await store.stockLevel(sale.id)
+    let level = try await readStockLevel(sale.id)
     let asOf = clock.now()
     state.withLock { state in
       if state.entries[sale.id] == nil {
         state.entries[sale.id] = Entry(sale: sale, level: level, asOf: asOf, gauges: UnitGauges(sale.id))
       }
+    }
+  }
+
+  /// Starts tracking the sale in the background if this process does not
+  /// yet (a sale another instance created, booked here): its refusals can
+  /// then come from memory. One lookup at a time per sale.
+  public func trackSoon(_ saleID: SaleID) {
+    let start = state.withLock { state in
+      state.entries[saleID] == nil && state.lookingUp.insert(saleID).inserted
+    }
+    guard start else { return }
+    Task {
+      _ = try? await snapshot(saleID)
+      state.withLock { _ = $0.lookingUp.remove(saleID) }
     }
   }
 
@@ -198,7 +231,7 @@ public final class AvailabilityTracker: Service, Sendable {
     for id in ids {
       let noted = state.withLock { $0.entries[id]?.returnsNoted ?? 0 }
       let sale = try await store.sale(id)
-      let level = try await store.stockLevel(id)
+      let level = try await readStockLevel(id)
       let now = clock.now()
       let gauges = state.withLock { state -> UnitGauges? in
         guard var entry = state.entries[id] else { return nil }

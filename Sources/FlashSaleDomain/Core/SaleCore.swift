@@ -15,11 +15,20 @@ public final class SaleCore: Sendable {
   /// The keys that made bookings or are in running claims, for a store this
   /// process alone writes: a refusal from memory then needs no key read.
   private let claimedKeys: ClaimedKeys?
+  /// The keys of sold-out sales, for a store other processes write too and
+  /// that restocks returned units only after a delay: a sold-out refusal
+  /// then needs no key read either.
+  private let soldOutKeys: SoldOutKeys?
   private let holds = Counter(label: "flashsale_bookings_total", dimensions: [("event", "held")])
   private let confirms = Counter(label: "flashsale_bookings_total", dimensions: [("event", "confirmed")])
   private let cancels = Counter(label: "flashsale_bookings_total", dimensions: [("event", "cancelled")])
   private let releases = Counter(label: "flashsale_bookings_total", dimensions: [("event", "released")])
-  private let refusalsFromMemory = Counter(label: "flashsale_book_refused_from_memory_total")
+  /// Refusals made from memory, by how the key was checked: `memory` (a key
+  /// index) or `store` (a key read).
+  private let refusalsFromMemory = Counter(
+    label: "flashsale_book_refused_from_memory_total", dimensions: [("key_check", "memory")])
+  private let refusalsAfterKeyRead = Counter(
+    label: "flashsale_book_refused_from_memory_total", dimensions: [("key_check", "store")])
 
   /// The longest idempotency key accepted.
   public static let maximumKeyLength = 128
@@ -44,6 +53,14 @@ public final class SaleCore: Sendable {
       Task { await claimedKeys.load(from: store) }
     } else {
       self.claimedKeys = nil
+    }
+    if !store.isSoleWriter, let soldOutKeys = SoldOutKeys(store: store) {
+      self.soldOutKeys = soldOutKeys
+      availability.onStockRead { saleID, level, readStart in
+        soldOutKeys.observe(saleID, unitsFree: level.counts.available, readStart: readStart)
+      }
+    } else {
+      self.soldOutKeys = nil
     }
   }
 
@@ -143,7 +160,10 @@ public final class SaleCore: Sendable {
   /// without a key index).
   private func refusalFromMemory(_ saleID: SaleID, _ key: String) -> (DomainError, neverUsed: Bool?)? {
     guard let refusal = availability.refusalFromMemory(saleID) else { return nil }
-    return (refusal, claimedKeys?.neverUsed(key))
+    if let claimedKeys { return (refusal, claimedKeys.neverUsed(key)) }
+    // Only "sold out" is vouched for by a sold-out sale's key set.
+    guard let soldOutKeys, refusal.reason == .soldOut || refusal.reason == .soldOutForNow else { return (refusal, nil) }
+    return (refusal, soldOutKeys.claimed(key, sale: saleID).map { !$0 })
   }
 
   /// A refusal from memory on a shared store: refused if the key made no
@@ -152,10 +172,10 @@ public final class SaleCore: Sendable {
     _ idempotencyKey: String, refusal: DomainError, request: @escaping @Sendable () -> ClaimRequest,
     completion: @escaping @Sendable (Result<BookResult, any Error>) -> Void
   ) {
-    keyReads.submit(idempotencyKey) { [refusalsFromMemory] result in
+    keyReads.submit(idempotencyKey) { [refusalsAfterKeyRead] result in
       switch result {
       case .success(nil):
-        refusalsFromMemory.increment()
+        refusalsAfterKeyRead.increment()
         completion(.failure(refusal))
       case .success:
         self.claim(request(), completion: completion)
@@ -169,6 +189,7 @@ public final class SaleCore: Sendable {
     _ request: ClaimRequest, completion: @escaping @Sendable (Result<BookResult, any Error>) -> Void
   ) {
     let fingerprint = claimedKeys?.record(request.idempotencyKey)
+    availability.trackSoon(request.saleID)  // so that its refusals come from memory
     claims.submit(request) { [holds, claimedKeys] result in
       if let fingerprint {
         let madeBooking: Bool
@@ -196,11 +217,12 @@ public final class SaleCore: Sendable {
 
   /// The refusal of a `Book` that needs nothing but memory: the counts in
   /// memory say sold out (or not open) and the key was surely never claimed
-  /// (``ClaimedKeys``, on a store this process alone writes). `nil` when the
-  /// call must go the usual way. Lets a server answer at once, on its event
-  /// loop, the calls that make up most of a sold-out rush.
+  /// (``ClaimedKeys`` on a store this process alone writes, ``SoldOutKeys``
+  /// on a shared one). `nil` when the call must go the usual way. Lets a
+  /// server answer at once, on its event loop, the calls that make up most
+  /// of a sold-out rush.
   public func immediateRefusal(saleID: SaleID, idempotencyKey: String) -> DomainError? {
-    guard claimedKeys != nil, (try? Self.checkID(saleID.rawValue, field: "sale_id")) != nil,
+    guard claimedKeys != nil || soldOutKeys != nil, (try? Self.checkID(saleID.rawValue, field: "sale_id")) != nil,
       (try? Self.checkKey(idempotencyKey)) != nil,
       let (refusal, neverUsed) = refusalFromMemory(saleID, idempotencyKey), neverUsed == true
     else { return nil }

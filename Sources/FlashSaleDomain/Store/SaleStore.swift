@@ -114,6 +114,17 @@ public protocol SaleStore: Sendable {
   /// The fingerprints (``ClaimedKeys/fingerprint(_:)``) of the idempotency
   /// keys of every booking in the store. Needed only when ``isSoleWriter``.
   func idempotencyKeyFingerprints() async throws -> Set<UInt64>
+
+  /// For a store several processes share: how long a unit given back to
+  /// stock waits before any claim can take it, counted from a moment after
+  /// its return committed. While a sale has no unit free, no process can
+  /// grant one for that long; ``SoldOutKeys`` builds on it. `nil`: returned
+  /// units are claimable at once.
+  var restockDelay: Duration? { get }
+
+  /// The fingerprints of the idempotency keys of every booking of the sale
+  /// (held, booked or ended). Needed only with a ``restockDelay``.
+  func idempotencyKeyFingerprints(of saleID: SaleID) async throws -> Set<UInt64>
 }
 
 extension SaleStore {
@@ -121,6 +132,10 @@ extension SaleStore {
   public var isSoleWriter: Bool { false }
   public func idempotencyKeyFingerprints() async throws -> Set<UInt64> {
     throw StoreFault("this store is shared by several processes: it keeps no key index in memory")
+  }
+  public var restockDelay: Duration? { nil }
+  public func idempotencyKeyFingerprints(of saleID: SaleID) async throws -> Set<UInt64> {
+    throw StoreFault("this store restocks returned units at once: it keeps no key sets of sold-out sales")
   }
 }
 

@@ -1,0 +1,98 @@
+import Synchronization
+
+/// For a store several processes share: the idempotency keys of each sold-out
+/// sale's bookings, so that a `Book` on a sold-out sale is refused from memory,
+/// without a read of its key, as ``ClaimedKeys`` lets a process that owns its
+/// store do.
+///
+/// Another process may grant a unit at any moment, so a set of keys read once
+/// is stale at once; but not while the sale is sold out. The store gives a
+/// returned unit to no claim before its restock delay
+/// (``SaleStore/restockDelay``) has passed since a moment after its return
+/// committed. So when a read of the stock, started at local time t, finds no
+/// unit free, no process grants a unit of the sale before t + delay: a key set
+/// loaded after that read is complete until then. Each later read that again
+/// finds none free extends it, if it starts before the set expires. A free
+/// unit drops the set, and an expired one is not used: refusals read their
+/// key from the store until the next sold-out read and load.
+///
+/// A set vouches for `restockDelay × 3/4` from its read's start, a margin for
+/// the database's clock and this machine's running at slightly different rates.
+///
+/// The set holds the sale's own keys: on a sold-out sale, a key used for
+/// another sale is refused as sold out rather than as reused. No unit is
+/// taken either way.
+public final class SoldOutKeys: Sendable {
+  private struct Entry {
+    /// Which load fills `keys`: a newer entry for the sale ignores an older load.
+    var generation: Int
+    /// Until when the reads vouch that no unit was granted.
+    var validUntil: ContinuousClock.Instant
+    /// The sale's keys, once loaded.
+    var keys: Set<UInt64>?
+  }
+
+  private struct State {
+    var entries: [SaleID: Entry] = [:]
+    var nextGeneration = 0
+  }
+
+  private let state = Mutex(State())
+  /// How long one sold-out read vouches for.
+  public let lease: Duration
+  private let load: @Sendable (SaleID) async throws -> Set<UInt64>
+
+  /// Key sets for a store with `restockDelay`, loaded by `load` (the
+  /// fingerprints, ``ClaimedKeys/fingerprint(_:)``, of a sale's keys).
+  public init(restockDelay: Duration, load: @escaping @Sendable (SaleID) async throws -> Set<UInt64>) {
+    self.lease = restockDelay * 3 / 4
+    self.load = load
+  }
+
+  /// Key sets for `store`, which must have a ``SaleStore/restockDelay``.
+  public convenience init?(store: any SaleStore) {
+    guard let delay = store.restockDelay else { return nil }
+    self.init(restockDelay: delay) { try await store.idempotencyKeyFingerprints(of: $0) }
+  }
+
+  /// A read of the sale's stock, started at `readStart`, found `unitsFree`
+  /// units free. The first sold-out read of a run of them loads the sale's keys.
+  public func observe(_ saleID: SaleID, unitsFree: Int64, readStart: ContinuousClock.Instant) {
+    let generation = state.withLock { state -> Int? in
+      guard unitsFree <= 0 else {
+        state.entries[saleID] = nil
+        return nil
+      }
+      let until = readStart + lease
+      if var entry = state.entries[saleID], readStart < entry.validUntil {
+        entry.validUntil = max(entry.validUntil, until)
+        state.entries[saleID] = entry
+        return nil
+      }
+      // A new run of sold-out reads: the keys of the bookings made before it.
+      defer { state.nextGeneration += 1 }
+      state.entries[saleID] = Entry(generation: state.nextGeneration, validUntil: until)
+      return state.nextGeneration
+    }
+    guard let generation else { return }
+    Task {
+      let keys = try? await load(saleID)
+      state.withLock { state in
+        guard state.entries[saleID]?.generation == generation else { return }
+        // A failed load ends the run: the next sold-out read starts another.
+        if let keys { state.entries[saleID]?.keys = keys } else { state.entries[saleID] = nil }
+      }
+    }
+  }
+
+  /// Whether a booking of the sale was made with `key`, as memory can vouch
+  /// at `now`: `false` surely not, `true` it was; `nil` when the store must
+  /// tell (no set, still loading, or expired).
+  public func claimed(_ key: String, sale saleID: SaleID, now: ContinuousClock.Instant = .now) -> Bool? {
+    let fingerprint = ClaimedKeys.fingerprint(key)
+    return state.withLock { state -> Bool? in
+      guard let entry = state.entries[saleID], let keys = entry.keys, now < entry.validUntil else { return nil }
+      return keys.contains(fingerprint)
+    }
+  }
+}

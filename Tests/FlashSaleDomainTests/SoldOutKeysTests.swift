@@ -1,0 +1,109 @@
+import FlashSaleDomain
+import Synchronization
+import Testing
+
+/// The key sets of sold-out sales on a shared store, with the instants of
+/// the stock reads given by the test.
+@Suite("SoldOutKeys")
+struct SoldOutKeysTests {
+  let sale = SaleID("sale-1")
+  let t0 = ContinuousClock.now
+
+  /// A loader that counts its loads and answers with the keys it is given
+  /// (or fails while `failing`).
+  final class Loader: Sendable {
+    let state = Mutex((loads: 0, keys: Set<UInt64>(), failing: false))
+
+    func load(_ saleID: SaleID) async throws -> Set<UInt64> {
+      try state.withLock { state in
+        state.loads += 1
+        if state.failing { throw StoreFault("no database") }
+        return state.keys
+      }
+    }
+
+    var loads: Int { state.withLock { $0.loads } }
+  }
+
+  func makeKeys(_ loader: Loader, keys: [String]) -> SoldOutKeys {
+    loader.state.withLock { $0.keys = Set(keys.map(ClaimedKeys.fingerprint)) }
+    return SoldOutKeys(restockDelay: .milliseconds(200)) { try await loader.load($0) }
+  }
+
+  /// Waits until the set answers for `key` at `now` (its load is a task).
+  func settled(_ keys: SoldOutKeys, _ key: String, now: ContinuousClock.Instant) async throws -> Bool? {
+    for _ in 0..<500 {
+      if let answer = keys.claimed(key, sale: sale, now: now) { return answer }
+      try await Task.sleep(for: .milliseconds(2))
+    }
+    return nil
+  }
+
+  @Test("no set before a sold-out read, or while units are free")
+  func noSet() async throws {
+    let loader = Loader()
+    let keys = makeKeys(loader, keys: ["granted"])
+    #expect(keys.claimed("new", sale: sale, now: t0) == nil)
+    keys.observe(sale, unitsFree: 3, readStart: t0)
+    try await Task.sleep(for: .milliseconds(20))
+    #expect(keys.claimed("new", sale: sale, now: t0) == nil)
+    #expect(loader.loads == 0)
+  }
+
+  @Test("after a sold-out read, the loaded keys answer until the lease from the read's start runs out")
+  func lease() async throws {
+    let loader = Loader()
+    let keys = makeKeys(loader, keys: ["granted"])
+    keys.observe(sale, unitsFree: 0, readStart: t0)
+    #expect(try await settled(keys, "new", now: t0) == false)
+    #expect(keys.claimed("granted", sale: sale, now: t0) == true)
+    #expect(keys.claimed("new", sale: SaleID("another-sale"), now: t0) == nil)
+    // 3/4 of the 200 ms restock delay.
+    #expect(keys.lease == .milliseconds(150))
+    #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(149)) == false)
+    #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(150)) == nil)
+  }
+
+  @Test("reads that follow each other within the lease extend it with one load; a gap starts over")
+  func chain() async throws {
+    let loader = Loader()
+    let keys = makeKeys(loader, keys: ["granted"])
+    keys.observe(sale, unitsFree: 0, readStart: t0)
+    #expect(try await settled(keys, "new", now: t0) == false)
+    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(100))
+    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(200))
+    #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(349)) == false)
+    #expect(loader.loads == 1)
+    // The next read starts after the lease ran out: a grant may have been
+    // made meanwhile, so the keys are loaded again.
+    loader.state.withLock { $0.keys.insert(ClaimedKeys.fingerprint("granted-in-the-gap")) }
+    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(400))
+    #expect(try await settled(keys, "granted-in-the-gap", now: t0 + .milliseconds(400)) == true)
+    #expect(loader.loads == 2)
+  }
+
+  @Test("a read that finds a unit free drops the set")
+  func unitFree() async throws {
+    let loader = Loader()
+    let keys = makeKeys(loader, keys: [])
+    keys.observe(sale, unitsFree: 0, readStart: t0)
+    #expect(try await settled(keys, "new", now: t0) == false)
+    keys.observe(sale, unitsFree: 1, readStart: t0 + .milliseconds(10))
+    #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(10)) == nil)
+  }
+
+  @Test("a failed load leaves no set; the next sold-out read loads again")
+  func failedLoad() async throws {
+    let loader = Loader()
+    let keys = makeKeys(loader, keys: ["granted"])
+    loader.state.withLock { $0.failing = true }
+    keys.observe(sale, unitsFree: 0, readStart: t0)
+    for _ in 0..<500 where loader.loads == 0 { try await Task.sleep(for: .milliseconds(2)) }
+    try await Task.sleep(for: .milliseconds(10))
+    #expect(keys.claimed("new", sale: sale, now: t0) == nil)
+    loader.state.withLock { $0.failing = false }
+    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(50))
+    #expect(try await settled(keys, "granted", now: t0 + .milliseconds(50)) == true)
+    #expect(loader.loads == 2)
+  }
+}
