@@ -60,8 +60,15 @@ enum DomainErrorMapping {
   ]
   private static let cache = Mutex([DomainError: RPCError]())
 
+  /// The refusals of a sold-out rush, mapped once and found without hashing
+  /// their text (equal strings that share storage compare at once).
+  private static let soldOutErrors = [DomainError.soldOutForNow, .soldOut].map {
+    ($0, makeRPCError($0).encodingStatusOnce())
+  }
+
   /// The RPC error of a refusal.
   static func rpcError(_ domain: DomainError) -> RPCError {
+    for (refusal, error) in soldOutErrors where refusal == domain { return error }
     guard cachedReasons.contains(domain.reason) else { return makeRPCError(domain) }
     if let cached = cache.withLock({ $0[domain] }) { return cached }
     let error = makeRPCError(domain).encodingStatusOnce()

@@ -121,8 +121,8 @@ public actor InMemorySaleStore: SaleStore {
     guard let unit = record.takeUnit() else {
       return .refused(
         record.held > 0
-          ? DomainError(.soldOutForNow, "every unit is held or booked; held units may come back")
-          : DomainError(.soldOut, "every unit is booked"))
+          ? DomainError.soldOutForNow
+          : DomainError.soldOut)
     }
     record.nextToken += 1
     let booking = Booking(

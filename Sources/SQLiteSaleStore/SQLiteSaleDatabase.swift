@@ -230,8 +230,8 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
     } else {
       return .refused(
         tally.held > 0
-          ? DomainError(.soldOutForNow, "every unit is held or booked; held units may come back")
-          : DomainError(.soldOut, "every unit is booked"))
+          ? DomainError.soldOutForNow
+          : DomainError.soldOut)
     }
     tally.nextToken += 1
     tally.held += 1

@@ -121,8 +121,8 @@ public final class AvailabilityTracker: Service, Sendable {
       case .notStarted: return DomainError(.saleNotStarted, "sale \(saleID) has not started")
       case .paused: return DomainError(.salePaused, "sale \(saleID) is paused")
       case .ended: return DomainError(.saleEnded, "sale \(saleID) has ended")
-      case .soldOutForNow: return DomainError(.soldOutForNow, "every unit is held or booked; held units may come back")
-      case .soldOut: return DomainError(.soldOut, "every unit is booked")
+      case .soldOutForNow: return .soldOutForNow
+      case .soldOut: return .soldOut
       }
     }
   }

@@ -46,6 +46,12 @@ public struct DomainError: Error, Hashable, Sendable, CustomStringConvertible {
   }
 
   public var description: String { "\(reason): \(message)" }
+
+  /// The refusal of a `Book` when every unit is held or booked.
+  public static let soldOutForNow = DomainError(
+    .soldOutForNow, "every unit is held or booked; held units may come back")
+  /// The refusal of a `Book` when every unit is booked.
+  public static let soldOut = DomainError(.soldOut, "every unit is booked")
 }
 
 /// The store broke its own contract (malformed rows, a schema newer than this
