@@ -155,7 +155,8 @@ public final class AvailabilityTracker: Service, Sendable {
 
   /// Starts tracking the sale in the background if this process does not
   /// yet (a sale another instance created, booked here): its refusals can
-  /// then come from memory. One lookup at a time per sale.
+  /// then come from memory. One lookup at a time per sale; a sale the store
+  /// does not know is looked up again at the next call.
   public func trackSoon(_ saleID: SaleID) {
     let start = state.withLock { state in
       state.entries[saleID] == nil && state.lookingUp.insert(saleID).inserted

@@ -189,8 +189,15 @@ public final class SaleCore: Sendable {
     _ request: ClaimRequest, completion: @escaping @Sendable (Result<BookResult, any Error>) -> Void
   ) {
     let fingerprint = claimedKeys?.record(request.idempotencyKey)
-    availability.trackSoon(request.saleID)  // so that its refusals come from memory
-    claims.submit(request) { [holds, claimedKeys] result in
+    claims.submit(request) { [holds, claimedKeys, availability] result in
+      // A sale another instance created: tracked from here on, so that its
+      // refusals come from memory (not for a sale the store does not know).
+      switch result {
+      case .success(.held), .success(.replayed): availability.trackSoon(request.saleID)
+      case .success(.refused(let error)) where error.reason != .saleNotFound && error.reason != .idempotencyKeyReused:
+        availability.trackSoon(request.saleID)
+      default: break
+      }
       if let fingerprint {
         let madeBooking: Bool
         switch result {
