@@ -313,34 +313,52 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   private static func claimRows(
     _ requests: [ClaimRequest], now: Timestamp, on connection: PostgresConnection, logger: Logger
   ) async throws -> [BatchOutcome] {
+    // The holds come back in one row of arrays (a row per claim cost the
+    // client a message, nine cells and a status string each); every other
+    // outcome in a row of its own, with one-element arrays.
     let rows = try await connection.query(
       """
-      SELECT idx, outcome, refusal, detail, booking, units_left, held_unit, held_token, held_until
-      FROM flashsale_claim_holds(
-        \(requests.map(\.saleID.rawValue)), \(requests.map(\.userID.rawValue)), \(requests.map(\.idempotencyKey)),
-        \(requests.map(\.bookingID.rawValue)), \(now.nanosecondsSinceEpoch))
+      WITH r AS MATERIALIZED (
+        SELECT * FROM flashsale_claim_holds(
+          \(requests.map(\.saleID.rawValue)), \(requests.map(\.userID.rawValue)), \(requests.map(\.idempotencyKey)),
+          \(requests.map(\.bookingID.rawValue)), \(now.nanosecondsSinceEpoch)))
+      SELECT array_agg(idx), 'held', NULL::text, NULL::text, NULL::text[], array_agg(units_left),
+        array_agg(held_unit), array_agg(held_token), array_agg(held_until)
+      FROM r WHERE outcome = 'held' HAVING count(*) > 0
+      UNION ALL
+      SELECT ARRAY[idx], outcome, refusal, detail, booking, ARRAY[units_left], NULL, NULL, NULL
+      FROM r WHERE outcome <> 'held'
       """, logger: logger)
     var outcomes = [BatchOutcome?](repeating: nil, count: requests.count)
-    for try await (index, outcome, refusal, detail, booking, left, unit, token, until) in rows.decode(
-      (Int32, String, String?, String?, [String]?, Int64, Int64?, Int64?, Int64?).self)
+    for try await (indices, outcome, refusal, detail, booking, left, units, tokens, untils) in rows.decode(
+      ([Int32], String, String?, String?, [String]?, [Int64], [Int64]?, [Int64]?, [Int64]?).self)
     {
-      guard requests.indices.contains(Int(index)) else {
-        throw StoreFault("the store answered claim \(index) of \(requests.count)")
+      guard indices.allSatisfy({ requests.indices.contains(Int($0)) }), left.count == indices.count else {
+        throw StoreFault("the store answered claims \(indices) of \(requests.count)")
       }
       switch outcome {
       case "held":
-        guard let unit, let token, let until else { throw StoreFault("the store answered a hold without its unit") }
-        let request = requests[Int(index)]
-        let hold = Booking(
-          id: request.bookingID, saleID: request.saleID, userID: request.userID, unit: unit, status: .hold,
-          createdAt: now, updatedAt: now, holdExpiresAt: Timestamp(nanosecondsSinceEpoch: until),
-          idempotencyKey: request.idempotencyKey, fencingToken: UInt64(bitPattern: token))
-        outcomes[Int(index)] = BatchOutcome(outcome: .held(hold, unitsLeft: left))
+        guard let units, let tokens, let untils, units.count == indices.count, tokens.count == indices.count,
+          untils.count == indices.count
+        else { throw StoreFault("the store answered holds without their units") }
+        for (n, index) in indices.enumerated() {
+          let request = requests[Int(index)]
+          let hold = Booking(
+            id: request.bookingID, saleID: request.saleID, userID: request.userID, unit: units[n], status: .hold,
+            createdAt: now, updatedAt: now, holdExpiresAt: Timestamp(nanosecondsSinceEpoch: untils[n]),
+            idempotencyKey: request.idempotencyKey, fencingToken: UInt64(bitPattern: tokens[n]))
+          outcomes[Int(index)] = BatchOutcome(outcome: .held(hold, unitsLeft: left[n]))
+        }
       case "replayed":
-        outcomes[Int(index)] = BatchOutcome(outcome: .replayed(try Self.booking(booking ?? []), unitsLeft: left))
+        for (n, index) in indices.enumerated() {
+          outcomes[Int(index)] = BatchOutcome(
+            outcome: .replayed(try Self.booking(booking ?? []), unitsLeft: left[n]))
+        }
       default:
-        outcomes[Int(index)] = BatchOutcome(
-          outcome: .refused(Self.refusal(refusal ?? "UNKNOWN", detail)), busy: outcome == "busy" ? true : nil)
+        for index in indices {
+          outcomes[Int(index)] = BatchOutcome(
+            outcome: .refused(Self.refusal(refusal ?? "UNKNOWN", detail)), busy: outcome == "busy" ? true : nil)
+        }
       }
     }
     return try outcomes.map { outcome in
