@@ -283,11 +283,13 @@ public final class PostgresSaleStore: SaleStore, Sendable {
     let clock = ContinuousClock()
     let giveUp = clock.now + .nanoseconds(PostgresSaleSchema.restockDelayNanoseconds) + .milliseconds(50)
     var pause = Duration.milliseconds(2)
-    while clock.now < giveUp {
+    var round = 0
+    while round < 4 || clock.now < giveUp {  // at least 4 rounds, however slow each
       let busy = outcomes.indices.filter { outcomes[$0].busy != nil }
       if busy.isEmpty { break }
       try await Task.sleep(for: pause)
       pause = min(pause * 2, .milliseconds(50))
+      round += 1
       let again = try await database.retryingConflicts { try await claimOnce(busy.map { requests[$0] }, now: now) }
       for (index, outcome) in zip(busy, again) { outcomes[index] = outcome }
     }
