@@ -13,6 +13,7 @@ public final class FaultyStore: SaleStore {
     var failClaims = false
     var claimDelay: Duration = .zero
     var claimBatches: [Int] = []
+    var busyAnswers = 0
   }
 
   private let base: any SaleStore
@@ -26,6 +27,10 @@ public final class FaultyStore: SaleStore {
   public func setFailClaims(_ fail: Bool) { faults.withLock { $0.failClaims = fail } }
   /// Makes each claim batch take at least `delay`, as a slow commit would.
   public func setClaimDelay(_ delay: Duration) { faults.withLock { $0.claimDelay = delay } }
+  /// Answers the next `count` claims "busy" (sold out for now) without
+  /// passing them on, as a shared store whose free units are held by other
+  /// transactions, or still restocking, does.
+  public func setBusyAnswers(_ count: Int) { faults.withLock { $0.busyAnswers = count } }
   /// The size of every claim batch so far.
   public var claimBatches: [Int] { faults.withLock { $0.claimBatches } }
 
@@ -36,7 +41,13 @@ public final class FaultyStore: SaleStore {
     }
     if delay > .zero { try await Task.sleep(for: delay) }
     if fail { throw InjectedFailure() }
-    return try await base.claim(requests, now: now)
+    let busy = faults.withLock { faults in
+      let busy = min(faults.busyAnswers, requests.count)
+      faults.busyAnswers -= busy
+      return busy
+    }
+    let passed = try await base.claim(Array(requests.dropFirst(busy)), now: now)
+    return Array(repeating: .busy(.soldOutForNow), count: busy) + passed
   }
 
   public func createSale(_ definition: SaleDefinition, id: SaleID, idempotencyKey: String?, now: Timestamp) async throws -> Sale {

@@ -139,7 +139,9 @@ enum PostgresSaleSchema {
     // delay: it goes, so that no instance of such a build can (its claims
     // fail until it is replaced). And an index of the bookings that ended,
     // by sale: with the one of the holding and booked ones, the keys of a
-    // sale's bookings are read without a scan of every sale's.
+    // sale's bookings are read without a scan of every sale's. (Built inside
+    // the migration's transaction, not CONCURRENTLY: on a large table,
+    // instances still running wait for it to be built.)
     [
       "SET LOCAL lock_timeout = '5s'",
       "ALTER TABLE returned_units ADD COLUMN restock_at bigint DEFAULT 0",
@@ -216,9 +218,8 @@ enum PostgresSaleSchema {
       LANGUAGE plpgsql
       -- A new hold comes back as its unit, fencing token and deadline (the
       -- caller has the rest); a replayed booking as flashsale_booking_text's
-      -- array. (It replaces flashsale_claim_batch, which answered every hold
-      -- with the array: the instances of the previous build still call it,
-      -- so the upgrade leaves it in place.)
+      -- array. (It replaced flashsale_claim_batch, which answered every hold
+      -- with the array; migration 5 dropped that one.)
       -- Every statement here finds rows by key. In the first minutes of a sale
       -- the bookings table grows faster than its statistics: the planner,
       -- still believing it small, scanned all of it for the batch's keys.
@@ -370,10 +371,16 @@ enum PostgresSaleSchema {
           v_left := flashsale_units_left(s.id);
           v_units := '{}';
           IF EXISTS (SELECT 1 FROM returned_units WHERE sale_id = s.id) THEN
-            -- Returns seen for the first time restock after the delay, on
-            -- this clock: their commit is before this moment.
+            -- Returns seen for the first time restock after the delay. The
+            -- stamp is read while the UPDATE runs, after its snapshot: the
+            -- returns it sees committed before it. (The database's wall
+            -- clock: a step forward of more than the delay's margin on its
+            -- host would shorten the delay.) Units stamped here are not
+            -- taken below: v_clock is earlier than their stamps.
             v_clock := (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint;
-            UPDATE returned_units r SET restock_at = v_clock + \(restockDelayNanoseconds)
+            UPDATE returned_units r
+              SET restock_at = (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint
+                + \(restockDelayNanoseconds)
               FROM (SELECT unit FROM returned_units WHERE sale_id = s.id AND restock_at IS NULL
                     FOR UPDATE SKIP LOCKED) fresh
               WHERE r.sale_id = s.id AND r.unit = fresh.unit;

@@ -267,43 +267,20 @@ public final class PostgresSaleStore: SaleStore, Sendable {
             field: "idempotency_key"))
       }
       return .replayed(booking, unitsLeft: left)
-    case .refused:
+    case .refused, .busy:
       return sameCaller ? outcome : nil
     }
   }
 
-  /// Claims whose idempotency keys are all different.
+  /// Claims whose idempotency keys are all different. Those that found free
+  /// units only in rows other transactions held, or only units still waiting
+  /// for their restock, are answered `.busy`: the sale core runs them again.
   private func claimDistinctKeys(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
     if requests.isEmpty { return [] }
-    var outcomes = try await database.retryingConflicts { try await claimOnce(requests, now: now) }
-    // Claims that found free units only in shards other transactions held,
-    // or in units returned but not yet restocked, run again, backing off,
-    // for as long as a restock takes; then the answer is "sold out for now"
-    // (retryable).
-    let clock = ContinuousClock()
-    let giveUp = clock.now + .nanoseconds(PostgresSaleSchema.restockDelayNanoseconds) + .milliseconds(50)
-    var pause = Duration.milliseconds(2)
-    var round = 0
-    while round < 4 || clock.now < giveUp {  // at least 4 rounds, however slow each
-      let busy = outcomes.indices.filter { outcomes[$0].busy != nil }
-      if busy.isEmpty { break }
-      try await Task.sleep(for: pause)
-      pause = min(pause * 2, .milliseconds(50))
-      round += 1
-      let again = try await database.retryingConflicts { try await claimOnce(busy.map { requests[$0] }, now: now) }
-      for (index, outcome) in zip(busy, again) { outcomes[index] = outcome }
-    }
-    return outcomes.map { $0.outcome }
+    return try await database.retryingConflicts { try await claimOnce(requests, now: now) }
   }
 
-  /// A claim's outcome, and whether it was refused only because other
-  /// transactions held the shards with free units.
-  private struct BatchOutcome {
-    var outcome: ClaimOutcome
-    var busy: Bool?
-  }
-
-  private func claimOnce(_ requests: [ClaimRequest], now: Timestamp) async throws -> [BatchOutcome] {
+  private func claimOnce(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
     let logger = self.logger
     return try await database.transaction { connection in
       // An explicit transaction: the answer waits for COMMIT's, so nothing
@@ -314,7 +291,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
 
   private static func claimRows(
     _ requests: [ClaimRequest], now: Timestamp, on connection: PostgresConnection, logger: Logger
-  ) async throws -> [BatchOutcome] {
+  ) async throws -> [ClaimOutcome] {
     // The holds come back in one row of arrays (a row per claim cost the
     // client a message, nine cells and a status string each); every other
     // outcome in a row of its own, with one-element arrays.
@@ -324,14 +301,15 @@ public final class PostgresSaleStore: SaleStore, Sendable {
         SELECT * FROM flashsale_claim_holds(
           \(requests.map(\.saleID.rawValue)), \(requests.map(\.userID.rawValue)), \(requests.map(\.idempotencyKey)),
           \(requests.map(\.bookingID.rawValue)), \(now.nanosecondsSinceEpoch)))
-      SELECT array_agg(idx), 'held', NULL::text, NULL::text, NULL::text[], array_agg(units_left),
-        array_agg(held_unit), array_agg(held_token), array_agg(held_until)
+      SELECT array_agg(idx ORDER BY idx), 'held', NULL::text, NULL::text, NULL::text[],
+        array_agg(units_left ORDER BY idx), array_agg(held_unit ORDER BY idx), array_agg(held_token ORDER BY idx),
+        array_agg(held_until ORDER BY idx)
       FROM r WHERE outcome = 'held' HAVING count(*) > 0
       UNION ALL
       SELECT ARRAY[idx], outcome, refusal, detail, booking, ARRAY[units_left], NULL, NULL, NULL
       FROM r WHERE outcome <> 'held'
       """, logger: logger)
-    var outcomes = [BatchOutcome?](repeating: nil, count: requests.count)
+    var outcomes = [ClaimOutcome?](repeating: nil, count: requests.count)
     for try await (indices, outcome, refusal, detail, booking, left, units, tokens, untils) in rows.decode(
       ([Int32], String, String?, String?, [String]?, [Int64], [Int64]?, [Int64]?, [Int64]?).self)
     {
@@ -349,17 +327,16 @@ public final class PostgresSaleStore: SaleStore, Sendable {
             id: request.bookingID, saleID: request.saleID, userID: request.userID, unit: units[n], status: .hold,
             createdAt: now, updatedAt: now, holdExpiresAt: Timestamp(nanosecondsSinceEpoch: untils[n]),
             idempotencyKey: request.idempotencyKey, fencingToken: UInt64(bitPattern: tokens[n]))
-          outcomes[Int(index)] = BatchOutcome(outcome: .held(hold, unitsLeft: left[n]))
+          outcomes[Int(index)] = .held(hold, unitsLeft: left[n])
         }
       case "replayed":
         for (n, index) in indices.enumerated() {
-          outcomes[Int(index)] = BatchOutcome(
-            outcome: .replayed(try Self.booking(booking ?? []), unitsLeft: left[n]))
+          outcomes[Int(index)] = .replayed(try Self.booking(booking ?? []), unitsLeft: left[n])
         }
       default:
+        let error = Self.refusal(refusal ?? "UNKNOWN", detail)
         for index in indices {
-          outcomes[Int(index)] = BatchOutcome(
-            outcome: .refused(Self.refusal(refusal ?? "UNKNOWN", detail)), busy: outcome == "busy" ? true : nil)
+          outcomes[Int(index)] = outcome == "busy" ? .busy(error) : .refused(error)
         }
       }
     }

@@ -53,6 +53,25 @@ struct SaleCoreTests {
     #expect(try await store.audit(sale.id) == [])
   }
 
+  @Test("a claim answered busy goes again in later batches until it holds; if it stays busy, its refusal stands")
+  func busyClaims() async throws {
+    let store = FaultyStore(InMemorySaleStore())
+    let core = makeCore(store)
+    let sale = try await core.createSale(definition(quantity: 10), idempotencyKey: nil)
+    store.setBusyAnswers(3)
+    let held = try await core.book(saleID: sale.id, userID: UserID("patient"), idempotencyKey: "k-patient")
+    #expect(held.booking.status == .hold)
+    #expect(store.claimBatches == [1, 1, 1, 1])
+    // Busy for longer than the patience (50 ms for a store without a restock delay).
+    store.setBusyAnswers(1_000_000)
+    let started = ContinuousClock.now
+    await #expect(throws: DomainError.soldOutForNow) {
+      _ = try await core.book(saleID: sale.id, userID: UserID("refused"), idempotencyKey: "k-refused")
+    }
+    #expect(ContinuousClock.now - started >= .milliseconds(50))
+    #expect(try await store.counts(sale.id).held == 1)
+  }
+
   @Test("when a batch fails to commit, no request in it is answered with a hold, and nothing was taken")
   func failedCommit() async throws {
     let store = FaultyStore(InMemorySaleStore())

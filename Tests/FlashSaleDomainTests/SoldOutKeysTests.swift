@@ -44,7 +44,7 @@ struct SoldOutKeysTests {
     let loader = Loader()
     let keys = makeKeys(loader, keys: ["granted"])
     #expect(keys.claimed("new", sale: sale, now: t0) == nil)
-    keys.observe(sale, unitsFree: 3, readStart: t0)
+    keys.observe(sale, unitsFree: 3, readStart: t0, readEnd: t0 + .milliseconds(1))
     try await Task.sleep(for: .milliseconds(20))
     #expect(keys.claimed("new", sale: sale, now: t0) == nil)
     #expect(loader.loads == 0)
@@ -54,7 +54,7 @@ struct SoldOutKeysTests {
   func lease() async throws {
     let loader = Loader()
     let keys = makeKeys(loader, keys: ["granted"])
-    keys.observe(sale, unitsFree: 0, readStart: t0)
+    keys.observe(sale, unitsFree: 0, readStart: t0, readEnd: t0 + .milliseconds(1))
     #expect(try await settled(keys, "new", now: t0) == false)
     #expect(keys.claimed("granted", sale: sale, now: t0) == true)
     #expect(keys.claimed("new", sale: SaleID("another-sale"), now: t0) == nil)
@@ -68,17 +68,30 @@ struct SoldOutKeysTests {
   func chain() async throws {
     let loader = Loader()
     let keys = makeKeys(loader, keys: ["granted"])
-    keys.observe(sale, unitsFree: 0, readStart: t0)
+    keys.observe(sale, unitsFree: 0, readStart: t0, readEnd: t0 + .milliseconds(1))
     #expect(try await settled(keys, "new", now: t0) == false)
-    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(100))
-    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(200))
+    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(100), readEnd: t0 + .milliseconds(101))
+    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(200), readEnd: t0 + .milliseconds(201))
     #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(349)) == false)
     #expect(loader.loads == 1)
     // The next read starts after the lease ran out: a grant may have been
     // made meanwhile, so the keys are loaded again.
     loader.state.withLock { $0.keys.insert(ClaimedKeys.fingerprint("granted-in-the-gap")) }
-    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(400))
+    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(400), readEnd: t0 + .milliseconds(401))
     #expect(try await settled(keys, "granted-in-the-gap", now: t0 + .milliseconds(400)) == true)
+    #expect(loader.loads == 2)
+  }
+
+  @Test("a read that started within the lease but ended after it starts a new run: it may have missed a grant")
+  func lateAnswer() async throws {
+    let loader = Loader()
+    let keys = makeKeys(loader, keys: ["granted"])
+    keys.observe(sale, unitsFree: 0, readStart: t0, readEnd: t0 + .milliseconds(1))
+    #expect(try await settled(keys, "new", now: t0) == false)
+    // Sent at 100 ms, answered at 230 ms: its snapshot may be past the 150 ms vouched for.
+    loader.state.withLock { $0.keys.insert(ClaimedKeys.fingerprint("granted-meanwhile")) }
+    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(100), readEnd: t0 + .milliseconds(230))
+    #expect(try await settled(keys, "granted-meanwhile", now: t0 + .milliseconds(231)) == true)
     #expect(loader.loads == 2)
   }
 
@@ -86,9 +99,9 @@ struct SoldOutKeysTests {
   func unitFree() async throws {
     let loader = Loader()
     let keys = makeKeys(loader, keys: [])
-    keys.observe(sale, unitsFree: 0, readStart: t0)
+    keys.observe(sale, unitsFree: 0, readStart: t0, readEnd: t0 + .milliseconds(1))
     #expect(try await settled(keys, "new", now: t0) == false)
-    keys.observe(sale, unitsFree: 1, readStart: t0 + .milliseconds(10))
+    keys.observe(sale, unitsFree: 1, readStart: t0 + .milliseconds(10), readEnd: t0 + .milliseconds(11))
     #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(10)) == nil)
   }
 
@@ -97,12 +110,12 @@ struct SoldOutKeysTests {
     let loader = Loader()
     let keys = makeKeys(loader, keys: ["granted"])
     loader.state.withLock { $0.failing = true }
-    keys.observe(sale, unitsFree: 0, readStart: t0)
+    keys.observe(sale, unitsFree: 0, readStart: t0, readEnd: t0 + .milliseconds(1))
     for _ in 0..<500 where loader.loads == 0 { try await Task.sleep(for: .milliseconds(2)) }
     try await Task.sleep(for: .milliseconds(10))
     #expect(keys.claimed("new", sale: sale, now: t0) == nil)
     loader.state.withLock { $0.failing = false }
-    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(50))
+    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(50), readEnd: t0 + .milliseconds(51))
     #expect(try await settled(keys, "granted", now: t0 + .milliseconds(50)) == true)
     #expect(loader.loads == 2)
   }

@@ -56,8 +56,10 @@ public final class AvailabilityTracker: Service, Sendable {
   }
 
   private let state = Mutex(State())
-  /// Told of every read of a sale's stock, with when it started.
-  private let stockReadObservers = Mutex<[@Sendable (SaleID, StockLevel, ContinuousClock.Instant) -> Void]>([])
+  /// Told of every read of a sale's stock, with when it was sent and answered.
+  private let stockReadObservers = Mutex<
+    [@Sendable (SaleID, StockLevel, ContinuousClock.Instant, ContinuousClock.Instant) -> Void]
+  >([])
   private let store: any SaleStore
   private let clock: any WallClock
   private let logger: Logger
@@ -128,9 +130,11 @@ public final class AvailabilityTracker: Service, Sendable {
   }
 
   /// Calls `observer` after each read of a sale's stock from the store, with
-  /// the level read and the moment (on this process's monotonic clock)
-  /// before the read was sent.
-  public func onStockRead(_ observer: @escaping @Sendable (SaleID, StockLevel, ContinuousClock.Instant) -> Void) {
+  /// the level read and the moments (on this process's monotonic clock)
+  /// before the read was sent and after its answer came.
+  public func onStockRead(
+    _ observer: @escaping @Sendable (SaleID, StockLevel, ContinuousClock.Instant, ContinuousClock.Instant) -> Void
+  ) {
     stockReadObservers.withLock { $0.append(observer) }
   }
 
@@ -138,7 +142,8 @@ public final class AvailabilityTracker: Service, Sendable {
   private func readStockLevel(_ saleID: SaleID) async throws -> StockLevel {
     let started = ContinuousClock.now
     let level = try await store.stockLevel(saleID)
-    for observer in stockReadObservers.withLock({ $0 }) { observer(saleID, level, started) }
+    let ended = ContinuousClock.now
+    for observer in stockReadObservers.withLock({ $0 }) { observer(saleID, level, started, ended) }
     return level
   }
 

@@ -56,8 +56,8 @@ public final class SaleCore: Sendable {
     }
     if !store.isSoleWriter, let soldOutKeys = SoldOutKeys(store: store) {
       self.soldOutKeys = soldOutKeys
-      availability.onStockRead { saleID, level, readStart in
-        soldOutKeys.observe(saleID, unitsFree: level.counts.available, readStart: readStart)
+      availability.onStockRead { saleID, level, readStart, readEnd in
+        soldOutKeys.observe(saleID, unitsFree: level.counts.available, readStart: readStart, readEnd: readEnd)
       }
     } else {
       self.soldOutKeys = nil
@@ -189,7 +189,7 @@ public final class SaleCore: Sendable {
     _ request: ClaimRequest, completion: @escaping @Sendable (Result<BookResult, any Error>) -> Void
   ) {
     let fingerprint = claimedKeys?.record(request.idempotencyKey)
-    claims.submit(request) { [holds, claimedKeys, availability] result in
+    submit(request) { [holds, claimedKeys, availability] result in
       // A sale another instance created: tracked from here on, so that its
       // refusals come from memory (not for a sale the store does not know).
       switch result {
@@ -215,12 +215,37 @@ public final class SaleCore: Sendable {
             return .success(BookResult(booking: booking, unitsLeft: left, replayed: false))
           case .replayed(let booking, let left):
             return .success(BookResult(booking: booking, unitsLeft: left, replayed: true))
-          case .refused(let error):
+          case .refused(let error), .busy(let error):
             return .failure(error)
           }
         })
     }
   }
+
+  /// Submits a claim to the batcher. A claim the store refused for a moment
+  /// only (``ClaimOutcome/busy(_:)``) goes again in a later batch, backing
+  /// off from 2 ms to 50 ms, until ``busyPatience`` has passed since its
+  /// first such answer; then its refusal stands. Its batch is not held up.
+  private func submit(
+    _ request: ClaimRequest, pause: Duration = .milliseconds(2), giveUpAt: ContinuousClock.Instant? = nil,
+    completion: @escaping @Sendable (Result<ClaimOutcome, any Error>) -> Void
+  ) {
+    claims.submit(request) { result in
+      guard case .success(.busy(let refusal)) = result else { return completion(result) }
+      let now = ContinuousClock.now
+      let giveUpAt = giveUpAt ?? now + self.busyPatience
+      guard now < giveUpAt else { return completion(.success(.refused(refusal))) }
+      Task {
+        try? await Task.sleep(for: min(pause, giveUpAt - now))  // the last try at the end of the patience
+        self.submit(request, pause: min(pause * 2, .milliseconds(50)), giveUpAt: giveUpAt, completion: completion)
+      }
+    }
+  }
+
+  /// How long a claim answered "busy" keeps being retried: long enough for
+  /// a returned unit's restock (``SaleStore/restockDelay``), and for other
+  /// transactions holding free units to commit.
+  private var busyPatience: Duration { (store.restockDelay ?? .zero) + .milliseconds(50) }
 
   /// The refusal of a `Book` that needs nothing but memory: the counts in
   /// memory say sold out (or not open) and the key was surely never claimed

@@ -11,10 +11,13 @@ import Synchronization
 /// (``SaleStore/restockDelay``) has passed since a moment after its return
 /// committed. So when a read of the stock, started at local time t, finds no
 /// unit free, no process grants a unit of the sale before t + delay: a key set
-/// loaded after that read is complete until then. Each later read that again
-/// finds none free extends it, if it starts before the set expires. A free
-/// unit drops the set, and an expired one is not used: refusals read their
-/// key from the store until the next sold-out read and load.
+/// loaded after that read is complete until then. A later read that again
+/// finds none free extends it to its own start + delay, if it *ended* before
+/// the set expired (its snapshot then fell inside the time vouched for; a
+/// read that started in time but waited past it may have missed a grant in
+/// between). A free unit drops the set, and an expired one is not used:
+/// refusals read their key from the store until the next sold-out read and
+/// load.
 ///
 /// A set vouches for `restockDelay × 3/4` from its read's start, a margin for
 /// the database's clock and this machine's running at slightly different rates.
@@ -55,21 +58,25 @@ public final class SoldOutKeys: Sendable {
     self.init(restockDelay: delay) { try await store.idempotencyKeyFingerprints(of: $0) }
   }
 
-  /// A read of the sale's stock, started at `readStart`, found `unitsFree`
-  /// units free. The first sold-out read of a run of them loads the sale's keys.
-  public func observe(_ saleID: SaleID, unitsFree: Int64, readStart: ContinuousClock.Instant) {
+  /// A read of the sale's stock, sent at `readStart` and answered by
+  /// `readEnd`, found `unitsFree` units free. The first sold-out read of a
+  /// run of them loads the sale's keys.
+  public func observe(
+    _ saleID: SaleID, unitsFree: Int64, readStart: ContinuousClock.Instant, readEnd: ContinuousClock.Instant
+  ) {
     let generation = state.withLock { state -> Int? in
       guard unitsFree <= 0 else {
         state.entries[saleID] = nil
         return nil
       }
       let until = readStart + lease
-      if var entry = state.entries[saleID], readStart < entry.validUntil {
+      if var entry = state.entries[saleID], readEnd < entry.validUntil {
         entry.validUntil = max(entry.validUntil, until)
         state.entries[saleID] = entry
         return nil
       }
-      // A new run of sold-out reads: the keys of the bookings made before it.
+      // A new run of sold-out reads: the keys of the bookings made before it
+      // (loaded after this read, so from a later snapshot than its own).
       defer { state.nextGeneration += 1 }
       state.entries[saleID] = Entry(generation: state.nextGeneration, validUntil: until)
       return state.nextGeneration

@@ -23,6 +23,11 @@ public enum ClaimOutcome: Hashable, Sendable {
   case replayed(Booking, unitsLeft: Int64)
   /// Refused; nothing changed.
   case refused(DomainError)
+  /// Refused for a moment only: the free units are in rows other
+  /// transactions hold, or are returned units waiting for their restock
+  /// (``SaleStore/restockDelay``). Nothing changed; the same claim may hold a
+  /// unit shortly. The error is the answer if it does not ("sold out for now").
+  case busy(DomainError)
 }
 
 /// A mismatch between what the store holds and the sale's invariants.
