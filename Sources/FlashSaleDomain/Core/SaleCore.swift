@@ -225,19 +225,22 @@ public final class SaleCore: Sendable {
   /// Submits a claim to the batcher. A claim the store refused for a moment
   /// only (``ClaimOutcome/busy(_:)``) goes again in a later batch, backing
   /// off from 2 ms to 50 ms, until ``busyPatience`` has passed since its
-  /// first such answer; then its refusal stands. Its batch is not held up.
+  /// first such answer and it went again at least 4 times (however slow the
+  /// machine); then its refusal stands. Its batch is not held up.
   private func submit(
-    _ request: ClaimRequest, pause: Duration = .milliseconds(2), giveUpAt: ContinuousClock.Instant? = nil,
+    _ request: ClaimRequest, attempt: Int = 0, giveUpAt: ContinuousClock.Instant? = nil,
     completion: @escaping @Sendable (Result<ClaimOutcome, any Error>) -> Void
   ) {
     claims.submit(request) { result in
       guard case .success(.busy(let refusal)) = result else { return completion(result) }
       let now = ContinuousClock.now
       let giveUpAt = giveUpAt ?? now + self.busyPatience
-      guard now < giveUpAt else { return completion(.success(.refused(refusal))) }
+      guard attempt < 4 || now < giveUpAt else { return completion(.success(.refused(refusal))) }
+      let pause = min(.milliseconds(2 << min(attempt, 5)), Duration.milliseconds(50))
       Task {
-        try? await Task.sleep(for: min(pause, giveUpAt - now))  // the last try at the end of the patience
-        self.submit(request, pause: min(pause * 2, .milliseconds(50)), giveUpAt: giveUpAt, completion: completion)
+        // The last try comes at the end of the patience.
+        try? await Task.sleep(for: attempt < 4 ? pause : min(pause, giveUpAt - now))
+        self.submit(request, attempt: attempt + 1, giveUpAt: giveUpAt, completion: completion)
       }
     }
   }
