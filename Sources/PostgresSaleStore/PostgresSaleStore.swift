@@ -224,6 +224,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
 
 
   public func claim(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
+    if requests.isEmpty { return [] }
     // A key repeated within the batch (a retry that caught up with its first
     // attempt) goes to the database once; the repeats take that outcome.
     var firstWithKey: [String: Int] = [:]
@@ -238,7 +239,10 @@ public final class PostgresSaleStore: SaleStore, Sendable {
         unique.append(request)
       }
     }
-    let outcomes = try await claimDistinctKeys(unique, now: now)
+    // Claims that found free units only in rows other transactions held, or
+    // only units still waiting for their restock, come back `.busy`: the sale
+    // core runs them again.
+    let outcomes = try await database.retryingConflicts { try await claimOnce(unique, now: now) }
     var results = zip(requests, slots).map { request, slot in
       slot.first ? outcomes[slot.slot] : Self.repeated(outcomes[slot.slot], of: unique[slot.slot], for: request)
     }
@@ -270,14 +274,6 @@ public final class PostgresSaleStore: SaleStore, Sendable {
     case .refused, .busy:
       return sameCaller ? outcome : nil
     }
-  }
-
-  /// Claims whose idempotency keys are all different. Those that found free
-  /// units only in rows other transactions held, or only units still waiting
-  /// for their restock, are answered `.busy`: the sale core runs them again.
-  private func claimDistinctKeys(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
-    if requests.isEmpty { return [] }
-    return try await database.retryingConflicts { try await claimOnce(requests, now: now) }
   }
 
   private func claimOnce(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {

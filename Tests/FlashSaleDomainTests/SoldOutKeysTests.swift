@@ -30,6 +30,21 @@ struct SoldOutKeysTests {
     return SoldOutKeys(restockDelay: .milliseconds(200)) { try await loader.load($0) }
   }
 
+  /// A stock read sent `at` ms after t0 and answered 1 ms later (or at `answeredAt`).
+  func read(_ keys: SoldOutKeys, free: Int64 = 0, at: Int, answeredAt: Int? = nil) {
+    keys.observe(
+      sale, unitsFree: free, readStart: t0 + .milliseconds(at), readEnd: t0 + .milliseconds(answeredAt ?? at + 1))
+  }
+
+  /// Key sets after a first sold-out read at t0, once its keys are loaded.
+  func soldOutRun(granted: [String]) async throws -> (Loader, SoldOutKeys) {
+    let loader = Loader()
+    let keys = makeKeys(loader, keys: granted)
+    read(keys, at: 0)
+    #expect(try await settled(keys, "new", now: t0) == false)
+    return (loader, keys)
+  }
+
   /// Waits until the set answers for `key` at `now` (its load is a task).
   func settled(_ keys: SoldOutKeys, _ key: String, now: ContinuousClock.Instant) async throws -> Bool? {
     for _ in 0..<500 {
@@ -44,7 +59,7 @@ struct SoldOutKeysTests {
     let loader = Loader()
     let keys = makeKeys(loader, keys: ["granted"])
     #expect(keys.claimed("new", sale: sale, now: t0) == nil)
-    keys.observe(sale, unitsFree: 3, readStart: t0, readEnd: t0 + .milliseconds(1))
+    read(keys, free: 3, at: 0)
     try await Task.sleep(for: .milliseconds(20))
     #expect(keys.claimed("new", sale: sale, now: t0) == nil)
     #expect(loader.loads == 0)
@@ -52,10 +67,7 @@ struct SoldOutKeysTests {
 
   @Test("after a sold-out read, the loaded keys answer until the lease from the read's start runs out")
   func lease() async throws {
-    let loader = Loader()
-    let keys = makeKeys(loader, keys: ["granted"])
-    keys.observe(sale, unitsFree: 0, readStart: t0, readEnd: t0 + .milliseconds(1))
-    #expect(try await settled(keys, "new", now: t0) == false)
+    let (_, keys) = try await soldOutRun(granted: ["granted"])
     #expect(keys.claimed("granted", sale: sale, now: t0) == true)
     #expect(keys.claimed("new", sale: SaleID("another-sale"), now: t0) == nil)
     // 3/4 of the 200 ms restock delay.
@@ -66,42 +78,33 @@ struct SoldOutKeysTests {
 
   @Test("reads that follow each other within the lease extend it with one load; a gap starts over")
   func chain() async throws {
-    let loader = Loader()
-    let keys = makeKeys(loader, keys: ["granted"])
-    keys.observe(sale, unitsFree: 0, readStart: t0, readEnd: t0 + .milliseconds(1))
-    #expect(try await settled(keys, "new", now: t0) == false)
-    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(100), readEnd: t0 + .milliseconds(101))
-    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(200), readEnd: t0 + .milliseconds(201))
+    let (loader, keys) = try await soldOutRun(granted: ["granted"])
+    read(keys, at: 100)
+    read(keys, at: 200)
     #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(349)) == false)
     #expect(loader.loads == 1)
     // The next read starts after the lease ran out: a grant may have been
     // made meanwhile, so the keys are loaded again.
     loader.state.withLock { $0.keys.insert(ClaimedKeys.fingerprint("granted-in-the-gap")) }
-    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(400), readEnd: t0 + .milliseconds(401))
+    read(keys, at: 400)
     #expect(try await settled(keys, "granted-in-the-gap", now: t0 + .milliseconds(400)) == true)
     #expect(loader.loads == 2)
   }
 
   @Test("a read that started within the lease but ended after it starts a new run: it may have missed a grant")
   func lateAnswer() async throws {
-    let loader = Loader()
-    let keys = makeKeys(loader, keys: ["granted"])
-    keys.observe(sale, unitsFree: 0, readStart: t0, readEnd: t0 + .milliseconds(1))
-    #expect(try await settled(keys, "new", now: t0) == false)
+    let (loader, keys) = try await soldOutRun(granted: ["granted"])
     // Sent at 100 ms, answered at 230 ms: its snapshot may be past the 150 ms vouched for.
     loader.state.withLock { $0.keys.insert(ClaimedKeys.fingerprint("granted-meanwhile")) }
-    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(100), readEnd: t0 + .milliseconds(230))
+    read(keys, at: 100, answeredAt: 230)
     #expect(try await settled(keys, "granted-meanwhile", now: t0 + .milliseconds(231)) == true)
     #expect(loader.loads == 2)
   }
 
   @Test("a read that finds a unit free drops the set")
   func unitFree() async throws {
-    let loader = Loader()
-    let keys = makeKeys(loader, keys: [])
-    keys.observe(sale, unitsFree: 0, readStart: t0, readEnd: t0 + .milliseconds(1))
-    #expect(try await settled(keys, "new", now: t0) == false)
-    keys.observe(sale, unitsFree: 1, readStart: t0 + .milliseconds(10), readEnd: t0 + .milliseconds(11))
+    let (_, keys) = try await soldOutRun(granted: [])
+    read(keys, free: 1, at: 10)
     #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(10)) == nil)
   }
 
@@ -110,12 +113,14 @@ struct SoldOutKeysTests {
     let loader = Loader()
     let keys = makeKeys(loader, keys: ["granted"])
     loader.state.withLock { $0.failing = true }
-    keys.observe(sale, unitsFree: 0, readStart: t0, readEnd: t0 + .milliseconds(1))
+    read(keys, at: 0)
     for _ in 0..<500 where loader.loads == 0 { try await Task.sleep(for: .milliseconds(2)) }
     try await Task.sleep(for: .milliseconds(10))
     #expect(keys.claimed("new", sale: sale, now: t0) == nil)
     loader.state.withLock { $0.failing = false }
-    keys.observe(sale, unitsFree: 0, readStart: t0 + .milliseconds(50), readEnd: t0 + .milliseconds(51))
+    // Within the first read's lease: had the failed run stayed, this read
+    // would only extend it, and nothing would load.
+    read(keys, at: 50)
     #expect(try await settled(keys, "granted", now: t0 + .milliseconds(50)) == true)
     #expect(loader.loads == 2)
   }
