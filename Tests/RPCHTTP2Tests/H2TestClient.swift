@@ -145,9 +145,9 @@ final class H2TestClient: HTTP2SessionDelegate {
     return .data(count: count, endOfData: false)
   }
 
-  func sessionWriteData(stream: Int32, source: UnsafeMutableRawPointer?, length: Int, into buffer: inout ByteBuffer) {
+  func sessionWriteData(stream: Int32, source: UnsafeMutableRawPointer?, length: Int, into output: FrameOutput) {
     guard var body = bodies[stream] else { return }
-    buffer.writeBytes(body.bytes[body.offset..<body.offset + length])
+    body.bytes[body.offset..<body.offset + length].withUnsafeBytes { output.append($0) }
     body.offset += length
     bodies[stream] = body
   }

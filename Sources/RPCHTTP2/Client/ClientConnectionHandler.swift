@@ -385,10 +385,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     return .data(count: count, endOfData: false)
   }
 
-  func sessionWriteData(stream id: Int32, source: UnsafeMutableRawPointer?, length: Int, into buffer: inout ByteBuffer) {
+  func sessionWriteData(stream id: Int32, source: UnsafeMutableRawPointer?, length: Int, into output: FrameOutput) {
     guard let source else { return }
     let stream = Unmanaged<HTTP2ClientStream>.fromOpaque(source).takeUnretainedValue()
-    stream.outbound.write(length, into: &buffer)
+    stream.outbound.write(length, into: output)
     if !stream.sendWaiters.isEmpty, stream.outbound.byteCount <= HTTP2ClientStream.outboundHighWater / 2 {
       let waiters = stream.sendWaiters
       stream.sendWaiters = []

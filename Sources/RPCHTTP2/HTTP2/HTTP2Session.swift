@@ -31,8 +31,8 @@ final class HTTP2Session {
 
   private var session: OpaquePointer?
   unowned(unsafe) let delegate: any HTTP2SessionDelegate
-  /// Where `send(into:)` appends frames; only set during that call.
-  private var output: UnsafeMutablePointer<ByteBuffer>?
+  /// Where `send(into:)` collects frames.
+  private let output = FrameOutput()
 
   /// A session for `role`, announcing `settings`.
   init(role: Role, settings: Settings, delegate: any HTTP2SessionDelegate) throws(HTTP2SessionError) {
@@ -111,11 +111,7 @@ final class HTTP2Session {
   /// windows) to `buffer`.
   func send(into buffer: inout ByteBuffer) throws(HTTP2SessionError) {
     guard let session else { return }
-    let code = withUnsafeMutablePointer(to: &buffer) { pointer -> Int32 in
-      output = pointer
-      defer { output = nil }
-      return nghttp2_session_send(session)
-    }
+    let code = output.collect(into: &buffer) { nghttp2_session_send(session) }
     try HTTP2SessionError.check(code)
   }
 
@@ -274,17 +270,16 @@ extension HTTP2Session {
   private static func install(_ callbacks: OpaquePointer) {
     cnghttp2_callbacks_set_send(callbacks) { _, data, length, _, userData in
       HTTP2Session.with(userData) { session in
-        _ = session.output!.pointee.writeBytes(UnsafeRawBufferPointer(start: data, count: length))
+        session.output.append(UnsafeRawBufferPointer(start: data, count: length))
       }
       return cnghttp2_ssize(length)
     }
 
     nghttp2_session_callbacks_set_send_data_callback(callbacks) { _, frame, header, length, source, userData in
       HTTP2Session.with(userData) { session in
-        let output = session.output!
-        output.pointee.writeBytes(UnsafeRawBufferPointer(start: header, count: 9))
+        session.output.append(UnsafeRawBufferPointer(start: header, count: 9))
         let stream = frame!.pointee.hd.stream_id
-        session.delegate.sessionWriteData(stream: stream, source: source?.pointee.ptr, length: length, into: &output.pointee)
+        session.delegate.sessionWriteData(stream: stream, source: source?.pointee.ptr, length: length, into: session.output)
       }
       return 0
     }
@@ -408,8 +403,8 @@ protocol HTTP2SessionDelegate: AnyObject {
   /// How much DATA the stream has for a frame of at most `maxLength` bytes.
   /// `source` is what the response or request was submitted with.
   func sessionReadData(stream: Int32, source: UnsafeMutableRawPointer?, maxLength: Int) -> OutboundData
-  /// Copies the next `length` bytes of the stream's DATA into `buffer`.
-  func sessionWriteData(stream: Int32, source: UnsafeMutableRawPointer?, length: Int, into buffer: inout ByteBuffer)
+  /// Copies the next `length` bytes of the stream's DATA into `output`.
+  func sessionWriteData(stream: Int32, source: UnsafeMutableRawPointer?, length: Int, into output: FrameOutput)
 }
 
 /// An HTTP/2 error code (RFC 9113 section 7), as sent in RST_STREAM and GOAWAY.

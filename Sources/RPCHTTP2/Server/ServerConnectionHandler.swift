@@ -750,10 +750,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     return .data(count: count, endOfData: false)
   }
 
-  func sessionWriteData(stream id: Int32, source: UnsafeMutableRawPointer?, length: Int, into buffer: inout ByteBuffer) {
+  func sessionWriteData(stream id: Int32, source: UnsafeMutableRawPointer?, length: Int, into output: FrameOutput) {
     guard let source else { return }
     let stream = Unmanaged<ServerStream>.fromOpaque(source).takeUnretainedValue()
-    stream.outbound.write(length, into: &buffer)
+    stream.outbound.write(length, into: output)
     // Clients probe the bandwidth with a PING after DATA they receive (grpc
     // core's BDP pings): as grpc-go and grpc core do, sending data forgives
     // the strikes, so a long stream is not taken for a ping flood.

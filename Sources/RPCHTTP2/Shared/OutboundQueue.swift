@@ -1,5 +1,3 @@
-import NIOCore
-
 /// The framed messages a stream has yet to send, in order.
 ///
 /// nghttp2 asks how much it may send (within the peer's flow-control window)
@@ -50,14 +48,14 @@ struct OutboundQueue {
     lastIsReplaceable = replaceable
   }
 
-  /// Moves the next `length` bytes (at most ``byteCount``) into `buffer`.
-  mutating func write(_ length: Int, into buffer: inout ByteBuffer) {
+  /// Moves the next `length` bytes (at most ``byteCount``) into `output`.
+  mutating func write(_ length: Int, into output: FrameOutput) {
     var remaining = min(length, byteCount)
     byteCount -= remaining
     if !single.isEmpty {
       let take = remaining
       single.withUnsafeBytes { raw in
-        _ = buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[singleOffset..<singleOffset + take]))
+        output.append(UnsafeRawBufferPointer(rebasing: raw[singleOffset..<singleOffset + take]))
       }
       singleOffset += take
       if singleOffset == single.count {
@@ -70,7 +68,7 @@ struct OutboundQueue {
       let available = chunks[head].count - frontOffset
       let take = min(available, remaining)
       chunks[head].withUnsafeBytes { raw in
-        _ = buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[frontOffset..<frontOffset + take]))
+        output.append(UnsafeRawBufferPointer(rebasing: raw[frontOffset..<frontOffset + take]))
       }
       remaining -= take
       if take == available {
