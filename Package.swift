@@ -157,8 +157,9 @@ let package = Package(
     .executableTarget(
       name: "RPCMicrobench",
       dependencies: [
-        "RPCHTTP2", "RPCCore", "FlashSaleServer",
+        "RPCHTTP2", "RPCCore", "FlashSaleServer", "FlashSaleDomain", "FlashSaleTestSupport",
         .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),

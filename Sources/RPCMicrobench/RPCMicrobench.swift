@@ -1,10 +1,19 @@
+import FlashSaleDomain
 import FlashSaleServer
+import FlashSaleTestSupport
 import Metrics
 import NIOCore
+import NIOPosix
 import Prometheus
 import NIOEmbedded
 import RPCCore
 import RPCHTTP2
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Replays a fixed stream of gRPC requests through one server connection
 /// handler on an `EmbeddedChannel`: no sockets, no kernel, no load generator,
@@ -15,6 +24,11 @@ import RPCHTTP2
 ///   rpc-microbench [CALLS_PER_BATCH] [SECONDS]
 ///   rpc-microbench [CALLS_PER_BATCH] --connections N   (fixed work, for callgrind:
 ///       instructions per call = (Ir(N=2) - Ir(N=1)) / 4000)
+///
+/// The call is `grpc.health.v1.Health/Check` with a `grpc-timeout` and a custom
+/// header (as `make bench` sends it); with `MICROBENCH_CALL=sold-out-book` it is
+/// a `flashsale.v1.Booking/Book` of a sold-out sale, refused from memory (as
+/// `make claim-bench` sends it: the caller identity headers, no deadline).
 @main
 enum RPCMicrobench {
   static func main() throws {
@@ -28,17 +42,40 @@ enum RPCMicrobench {
     }
     // Metrics on, as `flashsale serve --metrics-port` runs.
     MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
-    let health = HealthRegistry()
-    health.set("flashsale.v1.Inventory", .serving)
+    let service: any RPCService
+    let path: String
+    let message: [UInt8]
+    var headers: [(String, String)] = [
+      (":method", "POST"), (":scheme", "http"), (":path", ""), (":authority", "127.0.0.1"),
+      ("content-type", "application/grpc"), ("te", "trailers"),
+    ]
+    if getenv("MICROBENCH_CALL").map({ String(cString: $0) }) == "sold-out-book" {
+      // Set up on another thread: the embedded channel below must stay on this one.
+      let (booking, sale) = try MultiThreadedEventLoopGroup.singleton.any().makeFutureWithTask {
+        try await soldOutBooking()
+      }.wait()
+      service = booking
+      path = "/flashsale.v1.Booking/Book"
+      // BookRequest {sale_id, idempotency_key: a key with no booking}.
+      let key = Array("sold-out-probe".utf8)
+      message = [0x0a, UInt8(sale.utf8.count)] + Array(sale.utf8) + [0x12, UInt8(key.count)] + key
+      headers += [("x-flashsale-service-token", "x"), ("x-flashsale-user-id", "probe")]
+    } else {
+      let health = HealthRegistry()
+      health.set("flashsale.v1.Inventory", .serving)
+      service = HealthService(registry: health)
+      path = "/grpc.health.v1.Health/Check"
+      // The HealthCheckRequest {service: "flashsale.v1.Inventory"}.
+      message = [0x0a, 22] + Array("flashsale.v1.Inventory".utf8)
+      headers += [("grpc-timeout", "5S"), ("x-request-id", "bench-0001")]
+    }
+    headers[2].1 = path
     let server = RPCServer(
       configuration: RPCServerConfiguration(authenticator: SharedTokenAuthenticator(token: "x")),
-      services: [HealthService(registry: health)])
+      services: [service])
 
-    // The HealthCheckRequest {service: "flashsale.v1.Inventory"}, framed.
-    let message = [0x0a, 22] + Array("flashsale.v1.Inventory".utf8)
     let requestsPerConnection = 4000
-    let bytes = RequestStream.build(
-      requests: requestsPerConnection, path: "/grpc.health.v1.Health/Check", message: message)
+    let bytes = RequestStream.build(requests: requestsPerConnection, headers: headers, message: message)
 
     var calls = 0
     var elapsed: Duration = .zero
@@ -62,6 +99,32 @@ enum RPCMicrobench {
     let nanos = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
     print("calls: \(calls), \(String(format: nanos / Double(calls), precision: 0)) ns/call, batch \(batch)")
   }
+
+  /// A booking service whose only sale (its id returned) is sold out, and
+  /// known to be by the sale core, so that a new key is refused from memory.
+  static func soldOutBooking() async throws -> (BookingService, String) {
+    let store = InMemorySaleStore(soleWriter: true)
+    let clock = SystemClock()
+    let core = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
+    let sale = try await core.createSale(.testPhones(quantity: 1, from: clock.now()), idempotencyKey: nil)
+    _ = try await core.book(saleID: sale.id, userID: UserID("buyer"), idempotencyKey: "the-only-unit")
+    _ = try await core.availability.snapshot(sale.id)  // tracked from now on
+    var waits = 0
+    while core.immediateRefusal(saleID: sale.id, idempotencyKey: "sold-out-probe") == nil, waits < 100 {
+      try await Task.sleep(for: .milliseconds(20))  // (the key index loads)
+      try await core.availability.refresh()  // (the counts in memory come to say sold out)
+      waits += 1
+    }
+    guard core.immediateRefusal(saleID: sale.id, idempotencyKey: "sold-out-probe") != nil else {
+      throw MicrobenchError(message: "the sale core did not learn within 2 s that the sale is sold out")
+    }
+    return (BookingService(core: core), sale.id.rawValue)
+  }
+}
+
+struct MicrobenchError: Error, CustomStringConvertible {
+  var message: String
+  var description: String { message }
 }
 
 extension String {
@@ -79,14 +142,9 @@ struct RequestStream {
   var preface: [UInt8]
   var calls: [[UInt8]]
 
-  static func build(requests: Int, path: String, message: [UInt8]) -> RequestStream {
+  static func build(requests: Int, headers: [(String, String)], message: [UInt8]) -> RequestStream {
     var preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
     preface += frame(type: 0x4, flags: 0, stream: 0, payload: [])  // SETTINGS
-    let headers: [(String, String)] = [
-      (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "127.0.0.1"),
-      ("content-type", "application/grpc"), ("te", "trailers"), ("grpc-timeout", "5S"),
-      ("x-request-id", "bench-0001"),
-    ]
     // As h2load sends them: the first request adds every header to the HPACK
     // dynamic table (literal with incremental indexing); later requests refer
     // to the entries by index (the newest entry is index 62).
