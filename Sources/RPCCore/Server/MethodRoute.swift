@@ -54,6 +54,7 @@ public struct MethodRoute: Sendable {
         switch reply.storage {
         case .done(.success(let response)): return .ok(FramedMessage(response))
         case .done(.failure(let error)): return .failure(error)
+        case .failed(let error): return .failure(error)
         default: return reply.map { FramedMessage($0) }
         }
       })

@@ -20,6 +20,8 @@
 public struct Reply<Message: Sendable>: Sendable {
   @usableFromInline package enum Storage: Sendable {
     case done(Result<Message, any Error>)
+    /// A failure already typed as an ``RPCError`` (no cast on the way out).
+    case failed(RPCError)
     case later(@Sendable () async throws -> Message)
     case promise(@Sendable (ReplyPromise<Message>) -> Void)
   }
@@ -43,6 +45,12 @@ public struct Reply<Message: Sendable>: Sendable {
     Reply(storage: .done(.failure(error)))
   }
 
+  /// The call fails with `error`'s status, message and details.
+  @inlinable
+  public static func failure(_ error: RPCError) -> Reply {
+    Reply(storage: .failed(error))
+  }
+
   /// The answer is computed by `body`, run as a task. The task is cancelled
   /// when the call is (deadline, client reset, connection closed).
   @inlinable
@@ -64,6 +72,8 @@ public struct Reply<Message: Sendable>: Sendable {
     switch storage {
     case .done(let result):
       return Reply<Other>(storage: .done(result.map(transform)))
+    case .failed(let error):
+      return Reply<Other>(storage: .failed(error))
     case .later(let body):
       return Reply<Other>(storage: .later { transform(try await body()) })
     case .promise(let register):

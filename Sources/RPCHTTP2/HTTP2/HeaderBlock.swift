@@ -13,7 +13,15 @@ struct HeaderBlock: Sendable {
     case dynamic(String)
   }
 
-  private(set) var fields: [(name: Text, value: Text)]
+  /// One name and its value. (A struct, not a tuple: an array of structs is
+  /// destroyed through the struct's compiled destructor, an array of tuples
+  /// through the runtime's generic one, at several times the cost.)
+  struct Field: Sendable {
+    var name: Text
+    var value: Text
+  }
+
+  private(set) var fields: [Field]
   /// Whether every name and value is a static string.
   private var isConstant: Bool
 
@@ -25,7 +33,7 @@ struct HeaderBlock: Sendable {
   }
 
   init(_ fields: [(name: Text, value: Text)] = []) {
-    self.fields = fields
+    self.fields = fields.map { Field(name: $0.name, value: $0.value) }
     self.isConstant = fields.allSatisfy {
       if case .constant = $0.name, case .constant = $0.value { return true }
       return false
@@ -33,16 +41,16 @@ struct HeaderBlock: Sendable {
   }
 
   mutating func add(_ name: StaticString, _ value: StaticString) {
-    fields.append((.constant(name), .constant(value)))
+    fields.append(Field(name: .constant(name), value: .constant(value)))
   }
 
   mutating func add(_ name: StaticString, value: String) {
-    fields.append((.constant(name), .dynamic(value)))
+    fields.append(Field(name: .constant(name), value: .dynamic(value)))
     isConstant = false
   }
 
   mutating func add(name: String, value: String) {
-    fields.append((.dynamic(name), .dynamic(value)))
+    fields.append(Field(name: .dynamic(name), value: .dynamic(value)))
     isConstant = false
   }
 
@@ -52,7 +60,7 @@ struct HeaderBlock: Sendable {
   mutating func add(_ metadata: Metadata) {
     for entry in metadata where Metadata.isValidCustomKey(entry.key) || entry.key == "grpc-retry-pushback-ms" {
       if let value = Metadata.wireValue(key: entry.key, value: entry.value) {
-        fields.append((.dynamic(entry.key), .dynamic(value)))
+        fields.append(Field(name: .dynamic(entry.key), value: .dynamic(value)))
         isConstant = false
       }
     }

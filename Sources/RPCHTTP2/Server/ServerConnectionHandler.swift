@@ -436,6 +436,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       respond(stream, message: message)
     case .done(.failure(let error)):
       fail(stream, error, resetStream: false)
+    case .failed(let error):
+      fail(stream, error, resetStream: false)
     case .later(let body):
       startDeadline(stream)
       runTask(stream) { finish in
@@ -563,7 +565,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// With `malformedRequest`, what the client sends from now on is discarded
   /// (and once the status is out, `sessionSentEndStream` asks it to stop).
   private func fail(_ stream: ServerStream, _ error: any Error, resetStream malformedRequest: Bool) {
-    let rpcError = RPCError(wrapping: error)
+    fail(stream, RPCError(wrapping: error), resetStream: malformedRequest)
+  }
+
+  private func fail(_ stream: ServerStream, _ rpcError: RPCError, resetStream malformedRequest: Bool) {
     if stream.phase != .finished, stream.task != nil || !stream.writers.isEmpty || stream.reader != nil {
       abandon(stream, rpcError)
     }
