@@ -61,9 +61,10 @@ enum DomainErrorMapping {
   private static let cache = Mutex([DomainError: RPCError]())
 
   /// The refusals of a sold-out rush, mapped once and found without hashing
-  /// their text (equal strings that share storage compare at once).
+  /// their text (equal strings that share storage compare at once), with
+  /// their wire form in permanent memory (nghttp2 sends it without a copy).
   private static let soldOutErrors = [DomainError.soldOutForNow, .soldOut].map {
-    ($0, makeRPCError($0).encodingStatusOnce())
+    ($0, makeRPCError($0).encodingStatusPermanently())
   }
 
   /// The RPC error of a refusal.

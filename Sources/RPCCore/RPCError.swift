@@ -113,6 +113,24 @@ extension RPCError {
   package struct EncodedStatus: Sendable {
     package var message: String
     package var details: String?
+    /// The same bytes in memory that is never freed (``encodingStatusPermanently()``).
+    package var permanent: (message: PermanentBytes, details: PermanentBytes?)?
+  }
+
+  /// Bytes copied into memory that lives until the process exits, so that a
+  /// transport may hand them to the peer without copying or retaining them.
+  package struct PermanentBytes: @unchecked Sendable {
+    /// Never deallocated, never written after `init`.
+    package let bytes: UnsafeRawBufferPointer
+
+    package init(_ string: String) {
+      var string = string
+      bytes = string.withUTF8 { utf8 in
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(utf8.count, 1), alignment: 1)
+        memory.copyMemory(from: UnsafeRawBufferPointer(utf8))
+        return UnsafeRawBufferPointer(rebasing: memory[0..<utf8.count])
+      }
+    }
   }
 
   /// This error with its wire form encoded now, for an error that a server
@@ -122,6 +140,18 @@ extension RPCError {
     var copy = self
     copy.uniqueStorage().encoded = EncodedStatus(
       message: PercentEncoding.encode(message), details: statusDetails.map { Base64.encode($0, padded: false) })
+    return copy
+  }
+
+  /// ``encodingStatusOnce()``, with the encoded bytes also kept in memory that
+  /// is never freed, which a server sends without copying them. Each call
+  /// leaves that memory allocated: for an error made once, in a `static let`.
+  public func encodingStatusPermanently() -> RPCError {
+    var copy = encodingStatusOnce()
+    let storage = copy.uniqueStorage()
+    if let encoded = storage.encoded {
+      storage.encoded?.permanent = (PermanentBytes(encoded.message), encoded.details.map(PermanentBytes.init))
+    }
     return copy
   }
 

@@ -207,6 +207,22 @@ struct ServerConnectionHandlerTests {
     #expect(error.details.contains { if case .retryInfo = $0 { true } else { false } })
   }
 
+  @Test("an error encoded into permanent memory reaches the client intact, call after call")
+  func permanentError() throws {
+    let client = try H2TestClient(server: Self.server())
+    let body = FramedMessage(Grpc_Health_V1_HealthCheckRequest(service: "permanent")).bytes
+    for _ in 0..<3 {  // the later answers come from the HPACK dynamic table
+      let id = try client.request(path: "/grpc.health.v1.Health/Check", body: body)
+      let response = try #require(client.responses[id])
+      #expect(response.grpcStatus == StatusCode.resourceExhausted.rawValue)
+      #expect(response.grpcMessage == "sold out: 100% gone")
+      let encoded = try #require(response.header("grpc-status-details-bin"))
+      var error = RPCError(code: .resourceExhausted, message: "sold out")
+      error.statusDetails = Base64.decode(encoded)
+      #expect(error.errorInfo?.reason == "SOLD_OUT")
+    }
+  }
+
   @Test("any other error a handler throws is INTERNAL, without internals")
   func internalError() throws {
     let client = try H2TestClient(server: Self.server())
@@ -244,6 +260,11 @@ struct ServerConnectionHandlerTests {
 
 /// Health answering with errors, to test how errors reach the wire.
 struct FailingHealth: Grpc_Health_V1_Health.ServiceProtocol {
+  static let permanentError = RPCError(
+    code: .resourceExhausted, message: "sold out: 100% gone",
+    details: [.errorInfo(Google_Rpc_ErrorInfo(reason: "SOLD_OUT", domain: "flashsale.v1"))]
+  ).encodingStatusPermanently()
+
   func check(_ request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext)
     -> Reply<Grpc_Health_V1_HealthCheckResponse>
   {
@@ -257,6 +278,8 @@ struct FailingHealth: Grpc_Health_V1_Health.ServiceProtocol {
             .errorInfo(Google_Rpc_ErrorInfo(reason: "SOLD_OUT", domain: "flashsale.v1")),
             .retryInfo(Google_Rpc_RetryInfo(retryDelay: Google_Protobuf_Duration(seconds: 1))),
           ]))
+    case "permanent":
+      return .failure(Self.permanentError)
     case "crash":
       return .failure(Secret())
     default:

@@ -10,7 +10,21 @@ struct HeaderBlock: Sendable {
   /// A header name or value.
   enum Text: Sendable {
     case constant(StaticString)
+    /// Bytes that live for the whole process (an error's encoded status).
+    case permanent(RPCError.PermanentBytes)
     case dynamic(String)
+
+    /// The bytes, if they outlive any frame: nghttp2 is told not to copy them.
+    var lastingBytes: (start: UnsafePointer<UInt8>, count: Int)? {
+      switch self {
+      case .constant(let s): (s.utf8Start, s.utf8CodeUnitCount)
+      case .permanent(let p):
+        (p.bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? Text.empty.utf8Start, p.bytes.count)
+      case .dynamic: nil
+      }
+    }
+
+    private static let empty: StaticString = ""
   }
 
   /// One name and its value. (A struct, not a tuple: an array of structs is
@@ -34,10 +48,7 @@ struct HeaderBlock: Sendable {
 
   init(_ fields: [(name: Text, value: Text)] = []) {
     self.fields = fields.map { Field(name: $0.name, value: $0.value) }
-    self.isConstant = fields.allSatisfy {
-      if case .constant = $0.name, case .constant = $0.value { return true }
-      return false
-    }
+    self.isConstant = fields.allSatisfy { $0.name.lastingBytes != nil && $0.value.lastingBytes != nil }
   }
 
   mutating func add(_ name: StaticString, _ value: StaticString) {
@@ -47,6 +58,10 @@ struct HeaderBlock: Sendable {
   mutating func add(_ name: StaticString, value: String) {
     fields.append(Field(name: .constant(name), value: .dynamic(value)))
     isConstant = false
+  }
+
+  mutating func add(_ name: StaticString, value: RPCError.PermanentBytes) {
+    fields.append(Field(name: .constant(name), value: .permanent(value)))
   }
 
   mutating func add(name: String, value: String) {
@@ -75,10 +90,11 @@ struct HeaderBlock: Sendable {
       return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(fields.count, 1)) { nva in
         let flags = UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
         for (i, field) in fields.enumerated() {
-          guard case .constant(let name) = field.name, case .constant(let value) = field.value else { continue }
+          let name = field.name.lastingBytes!
+          let value = field.value.lastingBytes!
           nva[i] = nghttp2_nv(
-            name: UnsafeMutablePointer(mutating: name.utf8Start), value: UnsafeMutablePointer(mutating: value.utf8Start),
-            namelen: name.utf8CodeUnitCount, valuelen: value.utf8CodeUnitCount, flags: flags)
+            name: UnsafeMutablePointer(mutating: name.start), value: UnsafeMutablePointer(mutating: value.start),
+            namelen: name.count, valuelen: value.count, flags: flags)
         }
         return body(UnsafePointer(nva.baseAddress!), fields.count)
       }
@@ -95,9 +111,10 @@ struct HeaderBlock: Sendable {
         var offset = 0
         func pointer(_ text: Text) -> (UnsafeMutablePointer<UInt8>, Int, UInt8) {
           switch text {
-          case .constant(let s):
-            // Static strings live for the whole process.
-            return (UnsafeMutablePointer(mutating: s.utf8Start), s.utf8CodeUnitCount, 1)
+          case .constant, .permanent:
+            // Static strings and permanent bytes live for the whole process.
+            let bytes = text.lastingBytes!
+            return (UnsafeMutablePointer(mutating: bytes.start), bytes.count, 1)
           case .dynamic(var s):
             let base = storage.baseAddress! + offset
             let count = s.withUTF8 { bytes in

@@ -42,7 +42,8 @@ enum GRPCHeaders {
     return block
   }
 
-  /// `encoded`: the message and details already encoded (``RPCError/encodingStatusOnce()``).
+  /// `encoded`: the message and details already encoded (``RPCError/encodingStatusOnce()``),
+  /// and kept in permanent memory (``RPCError/encodingStatusPermanently()``).
   private static func appendStatus(
     to block: inout HeaderBlock, code: StatusCode, message: String, details: [UInt8]?, metadata: Metadata,
     encoded: RPCError.EncodedStatus?
@@ -52,9 +53,19 @@ enum GRPCHeaders {
     } else {
       block.add("grpc-status", value: String(code.rawValue))
     }
-    if !message.isEmpty { block.add("grpc-message", value: encoded?.message ?? PercentEncoding.encode(message)) }
+    if !message.isEmpty {
+      if let permanent = encoded?.permanent {
+        block.add("grpc-message", value: permanent.message)
+      } else {
+        block.add("grpc-message", value: encoded?.message ?? PercentEncoding.encode(message))
+      }
+    }
     if let details {
-      block.add("grpc-status-details-bin", value: encoded?.details ?? Base64.encode(details, padded: false))
+      if let permanent = encoded?.permanent?.details {
+        block.add("grpc-status-details-bin", value: permanent)
+      } else {
+        block.add("grpc-status-details-bin", value: encoded?.details ?? Base64.encode(details, padded: false))
+      }
     }
     block.add(metadata)
   }
