@@ -74,6 +74,34 @@ struct SaleCoreTests {
     #expect(try await store.counts(sale.id).held == 1)
   }
 
+  @Test("an instance starts tracking a sale another one created once a claim shows it exists, not for an unknown sale")
+  func tracksSalesClaimedHere() async throws {
+    let store = InMemorySaleStore()  // shared: two instances on one store
+    let creator = makeCore(store)
+    let other = makeCore(store)
+    let sale = try await creator.createSale(definition(quantity: 5), idempotencyKey: nil)
+    #expect(other.availability.cachedSnapshot(sale.id) == nil)
+    await confirmation("the unknown sale is refused") { refused in
+      do {
+        _ = try await other.book(saleID: SaleID("sale_unknown"), userID: UserID("u0"), idempotencyKey: "k-unknown")
+      } catch let error as DomainError where error.reason == .saleNotFound {
+        refused()
+      } catch {}
+    }
+    let results = await bookAll(other, sale, users: 0..<3)
+    #expect(results.allSatisfy { (try? $0.get()) != nil })
+    // Tracked in the background, once per batch: wait for it (bounded).
+    var waits = 0
+    while other.availability.cachedSnapshot(sale.id) == nil, waits < 200 {
+      try await Task.sleep(for: .milliseconds(5))
+      waits += 1
+    }
+    #expect(other.availability.cachedSnapshot(sale.id) != nil, "tracked after its first claim batch")
+    try await other.availability.refresh()  // (the refresh job does this every 50 ms)
+    #expect(other.availability.cachedSnapshot(sale.id)?.counts.held == 3)
+    #expect(other.availability.cachedSnapshot(SaleID("sale_unknown")) == nil)
+  }
+
   @Test("when a batch fails to commit, no request in it is answered with a hold, and nothing was taken")
   func failedCommit() async throws {
     let store = FaultyStore(InMemorySaleStore())

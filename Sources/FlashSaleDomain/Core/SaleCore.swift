@@ -40,8 +40,10 @@ public final class SaleCore: Sendable {
     self.claims = Batcher(
       maximumBatchSize: maximumBatchSize, maximumConcurrentBatches: store.concurrentClaimBatches,
       metricsLabel: "flashsale_claim"
-    ) { [store, clock] requests in
-      try await store.claim(requests, now: clock.now())
+    ) { [store, clock, availability] requests in
+      let outcomes = try await store.claim(requests, now: clock.now())
+      Self.trackClaimedSales(requests, outcomes, in: availability)
+      return outcomes
     }
     self.keyReads = Batcher(maximumBatchSize: maximumBatchSize, maximumConcurrentBatches: 2) { [store] keys in
       let found = try await store.bookings(idempotencyKeys: keys)
@@ -189,15 +191,7 @@ public final class SaleCore: Sendable {
     _ request: ClaimRequest, completion: @escaping @Sendable (Result<BookResult, any Error>) -> Void
   ) {
     let fingerprint = claimedKeys?.record(request.idempotencyKey)
-    submit(request) { [holds, claimedKeys, availability] result in
-      // A sale another instance created: tracked from here on, so that its
-      // refusals come from memory (not for a sale the store does not know).
-      switch result {
-      case .success(.held), .success(.replayed): availability.trackSoon(request.saleID)
-      case .success(.refused(let error)) where error.reason != .saleNotFound && error.reason != .idempotencyKeyReused:
-        availability.trackSoon(request.saleID)
-      default: break
-      }
+    submit(request) { [holds, claimedKeys] result in
       if let fingerprint {
         let madeBooking: Bool
         switch result {
@@ -220,6 +214,30 @@ public final class SaleCore: Sendable {
           }
         })
     }
+  }
+
+  /// Starts tracking the sales a batch of claims showed to exist (a sale
+  /// another instance created), so that their refusals come from memory:
+  /// once per sale and batch, not per claim (the tracker's lock is shared by
+  /// every thread).
+  private static func trackClaimedSales(
+    _ requests: [ClaimRequest], _ outcomes: [ClaimOutcome], in availability: AvailabilityTracker
+  ) {
+    var sales = Set<SaleID>()
+    var last: SaleID?  // a batch's claims are mostly for one sale
+    for (request, outcome) in zip(requests, outcomes) where request.saleID != last {
+      switch outcome {
+      case .held, .replayed, .busy:
+        break
+      case .refused(let error) where error.reason != .saleNotFound && error.reason != .idempotencyKeyReused:
+        break
+      default:
+        continue
+      }
+      last = request.saleID
+      sales.insert(request.saleID)
+    }
+    for sale in sales { availability.trackSoon(sale) }
   }
 
   /// Submits a claim to the batcher. A claim the store refused for a moment
