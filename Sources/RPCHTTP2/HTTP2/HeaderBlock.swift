@@ -3,9 +3,11 @@ import RPCCore
 
 /// The name-value pairs of one HEADERS frame to send.
 ///
-/// Names and values known at compile time are `StaticString`s that nghttp2 is
-/// told not to copy; the common blocks (`:status 200`, `grpc-status 0`) are
-/// static values, so answering a call allocates nothing for them.
+/// Names and values known at compile time are `StaticString`s, and an error's
+/// status encoded once for the life of the process is permanent bytes:
+/// nghttp2 is told not to copy either. The common blocks (`:status 200`,
+/// `grpc-status 0`) are static values, so answering a call allocates nothing
+/// for them.
 struct HeaderBlock: Sendable {
   /// A header name or value.
   enum Text: Sendable {
@@ -36,7 +38,8 @@ struct HeaderBlock: Sendable {
   }
 
   private(set) var fields: [Field]
-  /// Whether every name and value is a static string.
+  /// Whether every name and value outlives any frame (static strings,
+  /// permanent bytes): then no temporary copy is made.
   private var isConstant: Bool
 
   /// An empty block with room for `capacity` fields (one allocation).
