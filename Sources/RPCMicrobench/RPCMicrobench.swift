@@ -108,7 +108,6 @@ enum RPCMicrobench {
     let core = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
     let sale = try await core.createSale(.testPhones(quantity: 1, from: clock.now()), idempotencyKey: nil)
     _ = try await core.book(saleID: sale.id, userID: UserID("buyer"), idempotencyKey: "the-only-unit")
-    _ = try await core.availability.snapshot(sale.id)  // tracked from now on
     var waits = 0
     while core.immediateRefusal(saleID: sale.id, idempotencyKey: "sold-out-probe") == nil, waits < 100 {
       try await Task.sleep(for: .milliseconds(20))  // (the key index loads)
