@@ -361,8 +361,8 @@ def test_audit_names_corruption_written_with_sql(platform):
     db = sqlite3.connect(platform.store)
     db.executescript(f"""
         DROP INDEX bookings_one_taker_per_unit;
-        INSERT INTO bookings VALUES ('bkg_double', '{sale.sale_id}', 'carol', 0, 'hold', 0, 0, 9000000000000000000, 'x-1', 99, NULL);
-        INSERT INTO bookings VALUES ('bkg_over', '{sale.sale_id}', 'alice', 1, 'booked', 0, 0, 0, 'x-2', 98, NULL);
+        INSERT INTO bookings VALUES ('bkg_double', '{sale.sale_id}', 'carol', 0, 'hold', 0, 0, 9000000000000000000, 'x-1', 99, NULL, NULL);
+        INSERT INTO bookings VALUES ('bkg_over', '{sale.sale_id}', 'alice', 1, 'booked', 0, 0, 0, 'x-2', 98, NULL, NULL);
     """)
     db.commit()
     db.close()

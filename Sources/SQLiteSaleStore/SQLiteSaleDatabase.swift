@@ -173,32 +173,49 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
   private func claimOne(_ request: ClaimRequest, now: Timestamp, tallies: inout [SaleID: SaleTally]) throws
     -> ClaimOutcome
   {
-    func loadTally() throws -> SaleTally? {
-      if let tally = tallies[request.saleID] { return tally }
-      let tally = try tally(request.saleID)
-      tallies[request.saleID] = tally
-      return tally
+    try claimInFirstSlot(request, now: now, tallies: &tallies)
+      ?? claimCarefully(request, now: now, tallies: &tallies)
+  }
+
+  /// The rush's way: an open sale with a unit to give, and one INSERT in the
+  /// user's first slot. Its unique indexes refuse a key used before and a
+  /// user whose first slot is taken. Nil for that and for everything else:
+  /// the careful way finds out what the claim is.
+  private func claimInFirstSlot(_ request: ClaimRequest, now: Timestamp, tallies: inout [SaleID: SaleTally]) throws
+    -> ClaimOutcome?
+  {
+    guard var tally = try tally(request.saleID, cachedIn: &tallies), tally.sale.state(at: now) == .active,
+      let unit = try pickUnit(tally)
+    else { return nil }
+    let booking = hold(request, unit: unit.number, tally: tally, now: now)
+    do {
+      try insert(booking, slot: 0)
+    } catch {
+      guard error.isConstraintViolation else { throw error }
+      return nil
     }
-    // Whether the key was used, and how many units the user takes, in one
-    // statement (each statement costs SQLite a step, a reset and bindings).
-    let (keyUsed, active) =
-      try connection.queryFirst(
-        """
-        SELECT EXISTS (SELECT 1 FROM bookings WHERE idempotency_key = ?),
-          (SELECT count(*) FROM bookings WHERE sale_id = ? AND user_id = ? AND status IN ('hold', 'booked'))
-        """,
-        .text(request.idempotencyKey), .text(request.saleID.rawValue), .text(request.userID.rawValue)
-      ) { ($0.int64(0) != 0, $0.int64(1)) } ?? (false, 0)
-    if keyUsed, let existing = try booking(idempotencyKey: request.idempotencyKey) {
+    try take(unit, in: &tally)
+    tallies[request.saleID] = tally
+    return .held(booking, unitsLeft: tally.available)
+  }
+
+  /// A claim the rush's way could not place: a key used before, a user with
+  /// a hold or booking already, a sale not open or without a unit to give.
+  private func claimCarefully(_ request: ClaimRequest, now: Timestamp, tallies: inout [SaleID: SaleTally]) throws
+    -> ClaimOutcome
+  {
+    if try connection.queryFirst(Self.keyUsed, .text(request.idempotencyKey), row: { $0.int64(0) != 0 }) == true,
+      let existing = try booking(idempotencyKey: request.idempotencyKey)
+    {
       guard existing.saleID == request.saleID, existing.userID == request.userID else {
         return .refused(
           DomainError(
             .idempotencyKeyReused, "idempotency key \"\(request.idempotencyKey)\" was used for another sale or user",
             field: "idempotency_key"))
       }
-      return .replayed(existing, unitsLeft: try loadTally()?.available ?? 0)
+      return .replayed(existing, unitsLeft: try tally(request.saleID, cachedIn: &tallies)?.available ?? 0)
     }
-    guard var tally = try loadTally() else {
+    guard var tally = try tally(request.saleID, cachedIn: &tallies) else {
       return .refused(DomainError(.saleNotFound, "no sale \(request.saleID)"))
     }
     do {
@@ -206,53 +223,94 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
     } catch {
       return .refused(error)
     }
-    let limit = tally.sale.definition.perUserLimit
-    guard active < Int64(limit) else {
+    // The user's slots in use: the limit is how many there are.
+    let slots = try connection.query(
+      Self.userSlots, .text(request.saleID.rawValue), .text(request.userID.rawValue), row: { $0.optionalInt64(0) })
+    let limit = Int64(tally.sale.definition.perUserLimit)
+    let used = Set(slots.compactMap { $0 })
+    guard Int64(slots.count) < limit, let slot = (0..<limit).first(where: { !used.contains($0) }) else {
       return .refused(
-        DomainError(.limitReached, "user \(request.userID) already holds or bought \(active) of the \(limit) allowed"))
+        DomainError(
+          .limitReached, "user \(request.userID) already holds or bought \(slots.count) of the \(limit) allowed"))
     }
-    let unit: Int64
+    guard let unit = try pickUnit(tally) else {
+      return .refused(tally.held > 0 ? DomainError.soldOutForNow : DomainError.soldOut)
+    }
+    let booking = hold(request, unit: unit.number, tally: tally, now: now)
+    try insert(booking, slot: slot)
+    try take(unit, in: &tally)
+    tallies[request.saleID] = tally
+    return .held(booking, unitsLeft: tally.available)
+  }
+
+  private func tally(_ id: SaleID, cachedIn tallies: inout [SaleID: SaleTally]) throws -> SaleTally? {
+    if let tally = tallies[id] { return tally }
+    let tally = try tally(id)
+    tallies[id] = tally
+    return tally
+  }
+
+  /// A unit to give: one given back, else the next fresh one.
+  private struct PickedUnit {
+    var number: Int64
+    var returned: Bool
+  }
+
+  /// The unit the next claim of the sale takes, if it has one left; nothing
+  /// is changed until ``take(_:in:)``.
+  private func pickUnit(_ tally: SaleTally) throws -> PickedUnit? {
     // Units given back wait in returned_units; by the invariant there are
     // (taken so far) - held - booked of them, so the lookup is skipped when
     // that is zero (the common case in a rush: nothing has come back yet) and
     // fresh units remain.
-    let mayHaveReturned =
-      tally.nextFreshUnit - tally.held - tally.booked > 0 || tally.nextFreshUnit >= tally.sale.definition.quantity
+    let quantity = tally.sale.definition.quantity
+    let mayHaveReturned = tally.nextFreshUnit - tally.held - tally.booked > 0 || tally.nextFreshUnit >= quantity
     if mayHaveReturned, let returned = try connection.queryFirst(
-      "SELECT unit FROM returned_units WHERE sale_id = ? LIMIT 1", .text(request.saleID.rawValue), row: { $0.int64(0) })
+      "SELECT unit FROM returned_units WHERE sale_id = ? LIMIT 1", .text(tally.sale.id.rawValue), row: { $0.int64(0) })
     {
+      return PickedUnit(number: returned, returned: true)
+    }
+    return tally.nextFreshUnit < quantity ? PickedUnit(number: tally.nextFreshUnit, returned: false) : nil
+  }
+
+  /// Counts `unit` as held, once its booking is written.
+  private func take(_ unit: PickedUnit, in tally: inout SaleTally) throws {
+    if unit.returned {
       try connection.run(
-        "DELETE FROM returned_units WHERE sale_id = ? AND unit = ?", .text(request.saleID.rawValue), .integer(returned))
-      unit = returned
-    } else if tally.nextFreshUnit < tally.sale.definition.quantity {
-      unit = tally.nextFreshUnit
-      tally.nextFreshUnit += 1
+        "DELETE FROM returned_units WHERE sale_id = ? AND unit = ?", .text(tally.sale.id.rawValue),
+        .integer(unit.number))
     } else {
-      return .refused(
-        tally.held > 0
-          ? DomainError.soldOutForNow
-          : DomainError.soldOut)
+      tally.nextFreshUnit += 1
     }
     tally.nextToken += 1
     tally.held += 1
     tally.version += 1
-    tallies[request.saleID] = tally
-    let booking = Booking(
+  }
+
+  /// The hold a claim gets on `unit`, with the sale's next fencing token.
+  private func hold(_ request: ClaimRequest, unit: Int64, tally: SaleTally, now: Timestamp) -> Booking {
+    Booking(
       id: request.bookingID, saleID: request.saleID, userID: request.userID, unit: unit, status: .hold,
       createdAt: now, updatedAt: now, holdExpiresAt: now + tally.sale.definition.holdDuration,
-      idempotencyKey: request.idempotencyKey, fencingToken: tally.nextToken)
-    try connection.run(
-      """
-      INSERT INTO bookings (id, sale_id, user_id, unit, status, created_at, updated_at, hold_expires_at,
-        idempotency_key, fencing_token)
-      VALUES (?, ?, ?, ?, 'hold', ?, ?, ?, ?, ?)
-      """,
-      .text(booking.id.rawValue), .text(booking.saleID.rawValue), .text(booking.userID.rawValue), .integer(unit),
-      .integer(now.nanosecondsSinceEpoch), .integer(now.nanosecondsSinceEpoch),
-      .integer(booking.holdExpiresAt.nanosecondsSinceEpoch), .text(booking.idempotencyKey),
-      .integer(Int64(booking.fencingToken)))
-    return .held(booking, unitsLeft: tally.available)
+      idempotencyKey: request.idempotencyKey, fencingToken: tally.nextToken + 1)
   }
+
+  private func insert(_ booking: Booking, slot: Int64) throws(SQLiteError) {
+    try connection.run(
+      Self.insertHold, .text(booking.id.rawValue), .text(booking.saleID.rawValue), .text(booking.userID.rawValue),
+      .integer(booking.unit), .integer(booking.createdAt.nanosecondsSinceEpoch),
+      .integer(booking.updatedAt.nanosecondsSinceEpoch), .integer(booking.holdExpiresAt.nanosecondsSinceEpoch),
+      .text(booking.idempotencyKey), .integer(Int64(booking.fencingToken)), .integer(slot))
+  }
+
+  private static let insertHold = """
+    INSERT INTO bookings (id, sale_id, user_id, unit, status, created_at, updated_at, hold_expires_at,
+      idempotency_key, fencing_token, user_slot)
+    VALUES (?, ?, ?, ?, 'hold', ?, ?, ?, ?, ?, ?)
+    """
+  private static let keyUsed = "SELECT EXISTS (SELECT 1 FROM bookings WHERE idempotency_key = ?)"
+  private static let userSlots =
+    "SELECT user_slot FROM bookings WHERE sale_id = ? AND user_id = ? AND status IN ('hold', 'booked')"
 
   // MARK: Steps on a booking
 

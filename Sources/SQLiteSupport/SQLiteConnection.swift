@@ -17,6 +17,10 @@ public struct SQLiteError: Error, Hashable, Sendable, CustomStringConvertible {
   /// Whether the database or its volume is full.
   public var isFull: Bool { code & 0xff == SQLITE_FULL }
 
+  /// Whether a constraint refused the statement (a unique index, a CHECK);
+  /// SQLite undid that statement, and the transaction goes on.
+  public var isConstraintViolation: Bool { code & 0xff == SQLITE_CONSTRAINT }
+
   public var description: String {
     let name = String(cString: sqlite3_errstr(code))
     if let sql { return "sqlite: \(message) (\(name), code \(code)) in: \(sql)" }

@@ -121,6 +121,41 @@ struct SaleStoreContractTests {
     _ = try held(try await claim(store, sale, user: "b"))
   }
 
+  @Test("a place a user frees under the limit is taken again, and only it", arguments: stores)
+  func limitPlaceFreed(kind: String) async throws {
+    let store = try await Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 10, perUserLimit: 2))
+    let (first, _) = try held(try await claim(store, sale, user: "a"))
+    let (second, _) = try held(try await claim(store, sale, user: "a"))
+    #expect(refusal(try await claim(store, sale, user: "a")) == .limitReached)
+    _ = try await store.cancel(first.id, token: first.fencingToken, now: clock.now())
+    _ = try held(try await claim(store, sale, user: "a"))
+    #expect(refusal(try await claim(store, sale, user: "a")) == .limitReached)
+    _ = try await store.confirm(second.id, token: second.fencingToken, now: clock.now())
+    _ = try await store.release(second.id, token: nil, reason: "refund", now: clock.now())
+    _ = try held(try await claim(store, sale, user: "a"))
+    #expect(refusal(try await claim(store, sale, user: "a")) == .limitReached)
+    #expect(try await store.counts(sale.id).held == 2)
+    #expect(try await store.audit(sale.id) == [])
+  }
+
+  @Test("a retry is replayed whatever the sale's state since: paused, ended, sold out", arguments: stores)
+  func replayAfterTheSaleChanged(kind: String) async throws {
+    let store = try await Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 1))
+    let (first, _) = try held(try await claim(store, sale, user: "a", key: "k-a"))
+    func replayed() async throws -> Booking? {
+      if case .replayed(let booking, _) = try await claim(store, sale, user: "a", key: "k-a") { return booking }
+      return nil
+    }
+    #expect(try await replayed() == first)  // sold out
+    _ = try await store.setPaused(sale.id, true, now: clock.now())
+    #expect(try await replayed() == first)
+    _ = try await store.close(sale.id, now: clock.now())
+    #expect(try await replayed() == first)
+    #expect(refusal(try await claim(store, sale, user: "b", key: "k-a")) == .idempotencyKeyReused)
+  }
+
   @Test("the same idempotency key returns the same booking, and never a second unit", arguments: stores)
   func idempotency(kind: String) async throws {
     let store = try await Self.makeStore(kind)

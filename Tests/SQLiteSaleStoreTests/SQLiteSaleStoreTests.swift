@@ -45,6 +45,49 @@ struct SQLiteSaleStoreTests {
     #expect(try await reopened.counts(sale.id) == UnitCounts(quantity: 5, available: 4, held: 1, booked: 0))
   }
 
+  @Test("a file written before user slots gets them: its holds count against the limit")
+  func migrationToUserSlots() async throws {
+    let path = freshPath()
+    var store: SQLiteSaleStore? = try SQLiteSaleStore(path: path)
+    let sale = try await store!.createSale(
+      definition(perUserLimit: 2), id: SaleID("sale_m"), idempotencyKey: nil, now: clock.now())
+    let outcomes = try await store!.claim(
+      [request(sale, user: "a", key: "a1"), request(sale, user: "a", key: "a2"), request(sale, user: "b", key: "b1")],
+      now: clock.now())
+    guard case .held(let first, _) = outcomes[0] else {
+      Issue.record("no hold: \(outcomes)")
+      return
+    }
+    // Back to schema version 2, as a build before user slots left the file.
+    try await store!.executeUncheckedForTesting(
+      """
+      DROP INDEX bookings_user_slots;
+      ALTER TABLE bookings DROP COLUMN user_slot;
+      CREATE INDEX bookings_taken_by_user ON bookings (sale_id, user_id) WHERE status IN ('hold', 'booked');
+      PRAGMA user_version = 2;
+      """)
+    store = nil
+
+    let migrated = try SQLiteSaleStore(path: path)
+    let reader = try SQLiteConnection(path: path, mode: .readOnly)
+    let slots = try reader.query("SELECT user_id, user_slot FROM bookings ORDER BY user_id, user_slot") {
+      "\($0.text(0)):\($0.int64(1))"
+    }
+    #expect(slots == ["a:0", "a:1", "b:0"])
+    guard case .refused(let refusal) = try await migrated.claim([request(sale, user: "a", key: "a3")], now: clock.now())[0]
+    else {
+      Issue.record("a third hold went past the limit of 2")
+      return
+    }
+    #expect(refusal.reason == .limitReached)
+    _ = try await migrated.cancel(first.id, token: first.fencingToken, now: clock.now())
+    guard case .held = try await migrated.claim([request(sale, user: "a", key: "a4")], now: clock.now())[0] else {
+      Issue.record("the place a cancel freed was not taken")
+      return
+    }
+    #expect(try await migrated.audit(sale.id) == [])
+  }
+
   @Test("a batch whose commit fails for a full volume applies nothing and reports the failure")
   func fullVolume() async throws {
     let store = try SQLiteSaleStore(path: freshPath(), maximumFileSize: 0)  // no room to grow past its size now
@@ -74,13 +117,13 @@ struct SQLiteSaleStoreTests {
     // manual fix would, and write the corruption behind the store's back.
     await #expect(throws: SQLiteError.self) {
       try await store.executeUncheckedForTesting(
-        "INSERT INTO bookings VALUES ('bkg_dup', 'sale_c', 'carol', 0, 'hold', 0, 0, 0, 'c1', 99, NULL)")
+        "INSERT INTO bookings VALUES ('bkg_dup', 'sale_c', 'carol', 0, 'hold', 0, 0, 0, 'c1', 99, NULL, NULL)")
     }
     try await store.executeUncheckedForTesting(
       """
       DROP INDEX bookings_one_taker_per_unit;
-      INSERT INTO bookings VALUES ('bkg_dup', 'sale_c', 'carol', 0, 'hold', 0, 0, 0, 'c1', 99, NULL);
-      INSERT INTO bookings VALUES ('bkg_over', 'sale_c', 'alice', 3, 'booked', 0, 0, 0, 'a2', 98, NULL);
+      INSERT INTO bookings VALUES ('bkg_dup', 'sale_c', 'carol', 0, 'hold', 0, 0, 0, 'c1', 99, NULL, NULL);
+      INSERT INTO bookings VALUES ('bkg_over', 'sale_c', 'alice', 3, 'booked', 0, 0, 0, 'a2', 98, NULL, NULL);
       """)
     let findings = try await store.audit(sale.id).map(\.message)
     #expect(findings.contains { $0.contains("unit 0 is taken 2 times") && $0.contains("bkg_dup") })
