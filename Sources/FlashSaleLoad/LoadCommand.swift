@@ -54,7 +54,6 @@ struct LoadCommand: AsyncParsableCommand {
     let client = RPCClient(
       configuration: RPCClientConfiguration(targets: [target], connectionsPerTarget: max(1, connections)))
     defer { client.close() }
-    let booking = Booking.Client(channel: client)
 
     var saleID = sale ?? ""
     if let quantity = createSale {

@@ -66,6 +66,9 @@ final class H2TestClient: HTTP2SessionDelegate {
     return id
   }
 
+  /// The bytes of the client's HPACK encoder table.
+  var encoderTableSize: Int { session.encoderTableSize }
+
   /// Sends a PING.
   func ping() throws {
     session.ping(42)

@@ -223,6 +223,26 @@ struct ServerConnectionHandlerTests {
     }
   }
 
+  @Test("header values that change with every call stay out of the HPACK table; repeating ones go in once")
+  func headerIndexing() throws {
+    let client = try H2TestClient(server: Self.server())
+    let body = FramedMessage(Grpc_Health_V1_HealthCheckRequest()).bytes
+    func call(_ n: Int) throws {
+      let id = try client.request(
+        path: "/grpc.health.v1.Health/Check",
+        extraHeaders: [("x-tenant", "shop-1"), ("x-request-id", "request-\(n)"), ("grpc-timeout", "\(900 + n)m")],
+        body: body)
+      #expect(client.responses[id]?.grpcStatus == 0)
+    }
+    try call(0)
+    #expect(client.encoderTableSize == 0)  // nothing was sent before
+    try call(1)
+    let repeating = client.encoderTableSize  // :authority, content-type, te, x-tenant
+    #expect(repeating > 0)
+    for n in 2..<60 { try call(n) }
+    #expect(client.encoderTableSize == repeating)
+  }
+
   @Test("any other error a handler throws is INTERNAL, without internals")
   func internalError() throws {
     let client = try H2TestClient(server: Self.server())

@@ -33,6 +33,8 @@ final class HTTP2Session {
   unowned(unsafe) let delegate: any HTTP2SessionDelegate
   /// Where `send(into:)` collects frames.
   private let output = FrameOutput()
+  /// Which dynamic header values go into the HPACK dynamic table.
+  private var indexing = HeaderIndexingFilter()
 
   /// A session for `role`, announcing `settings`.
   init(role: Role, settings: Settings, delegate: any HTTP2SessionDelegate) throws(HTTP2SessionError) {
@@ -127,7 +129,7 @@ final class HTTP2Session {
   func submitResponse(
     stream: Int32, headers: HeaderBlock, hasBody: Bool, source: UnsafeMutableRawPointer? = nil
   ) throws(HTTP2SessionError) {
-    let code = headers.withNVArray { nva, count in
+    let code = headers.withNVArray(indexing: &indexing) { nva, count in
       cnghttp2_submit_response(session, stream, nva, count, hasBody ? Self.readCallback : nil, source)
     }
     try HTTP2SessionError.check(code)
@@ -136,7 +138,7 @@ final class HTTP2Session {
   /// Sends request (client) HEADERS on a new stream whose DATA comes from the
   /// delegate, and returns the stream's id.
   func submitRequest(headers: HeaderBlock, streamUserData: UnsafeMutableRawPointer?) throws(HTTP2SessionError) -> Int32 {
-    let id = headers.withNVArray { nva, count in
+    let id = headers.withNVArray(indexing: &indexing) { nva, count in
       cnghttp2_submit_request(session, nva, count, Self.readCallback, streamUserData)
     }
     try HTTP2SessionError.check(id)
@@ -147,7 +149,7 @@ final class HTTP2Session {
   /// ``HTTP2SessionDelegate/sessionReadData(stream:maxLength:)``, or when no
   /// data provider is active.
   func submitTrailers(stream: Int32, headers: HeaderBlock) throws(HTTP2SessionError) {
-    let code = headers.withNVArray { nva, count in
+    let code = headers.withNVArray(indexing: &indexing) { nva, count in
       nghttp2_submit_trailer(session, stream, nva, count)
     }
     try HTTP2SessionError.check(code)
@@ -182,6 +184,9 @@ final class HTTP2Session {
     guard bytes > 0, let session else { return }
     _ = nghttp2_session_consume_stream(session, stream, bytes)
   }
+
+  /// The bytes of this endpoint's HPACK encoder table (for tests).
+  var encoderTableSize: Int { nghttp2_session_get_hd_deflate_dynamic_table_size(session) }
 
   /// Sends a PING with 8 bytes of opaque data.
   func ping(_ payload: UInt64) {

@@ -86,8 +86,9 @@ struct HeaderBlock: Sendable {
 
   /// Calls `body` with an `nghttp2_nv` array of the fields, valid during the
   /// call. nghttp2 copies dynamic strings when a frame is submitted, and keeps
-  /// pointers to the static ones (flagged NO_COPY).
-  func withNVArray<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+  /// pointers to the static ones (flagged NO_COPY). A field with a dynamic
+  /// name or value that `indexing` does not admit is flagged NO_INDEX.
+  func withNVArray<R>(indexing: inout HeaderIndexingFilter, _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
     if isConstant {
       // The common blocks: no storage to build, nothing for nghttp2 to copy.
       return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(fields.count, 1)) { nva in
@@ -134,6 +135,13 @@ struct HeaderBlock: Sendable {
           var flags = UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
           if nameStatic == 1 { flags |= UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue) }
           if valueStatic == 1 { flags |= UInt8(NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue) }
+          if nameStatic == 0 || valueStatic == 0,
+            !indexing.admits(
+              name: UnsafeRawBufferPointer(start: name, count: nameLength),
+              value: UnsafeRawBufferPointer(start: value, count: valueLength))
+          {
+            flags |= UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue)
+          }
           nva[i] = nghttp2_nv(name: name, value: value, namelen: nameLength, valuelen: valueLength, flags: flags)
         }
         return body(UnsafePointer(nva.baseAddress!), fields.count)
