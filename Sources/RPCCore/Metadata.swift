@@ -143,24 +143,33 @@ extension Metadata {
   /// Whether `key` may be sent as custom metadata: lower-case letters, digits,
   /// `-`, `_` and `.`, not a pseudo-header, and not one the protocol reserves.
   public static func isValidCustomKey(_ key: String) -> Bool {
-    guard !key.isEmpty, !key.hasPrefix("grpc-") else { return false }
-    switch key {
-    case "content-type", "te", "user-agent", "connection", "host", "transfer-encoding",
-      "keep-alive", "upgrade", "proxy-connection":
-      return false
-    default:
-      break
-    }
-    return key.utf8.allSatisfy { c in
-      (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
-        || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") || c == UInt8(ascii: ".")
+    // Checked for every key of every call sent: the characters first, then
+    // the reserved names of the same length only (a comparison of two long
+    // strings costs the runtime ~80 instructions).
+    let utf8 = key.utf8
+    guard !utf8.isEmpty,
+      utf8.allSatisfy({ c in
+        (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+          || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") || c == UInt8(ascii: ".")
+      }),
+      !utf8.starts(with: "grpc-".utf8)
+    else { return false }
+    switch utf8.count {
+    case 2: return key != "te"
+    case 4: return key != "host"
+    case 7: return key != "upgrade"
+    case 10: return key != "user-agent" && key != "connection" && key != "keep-alive"
+    case 12: return key != "content-type"
+    case 16: return key != "proxy-connection"
+    case 17: return key != "transfer-encoding"
+    default: return true
     }
   }
 
   /// The header value to send for `value` under `key`, or `nil` when the value
   /// cannot be sent (a text value with bytes outside printable ASCII).
   public static func wireValue(key: String, value: Value) -> String? {
-    if key.hasSuffix("-bin") {
+    if key.utf8.suffix(4).elementsEqual("-bin".utf8) {
       switch value {
       case .binary(let bytes): return Base64.encode(bytes, padded: false)
       case .string(let s): return Base64.encode(Array(s.utf8), padded: false)

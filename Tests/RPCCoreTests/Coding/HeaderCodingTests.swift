@@ -129,7 +129,10 @@ struct MetadataTests {
 
   @Test("reserved and malformed keys are not custom metadata", arguments: [
     ("grpc-status", false), ("content-type", false), ("te", false), (":path", false), ("Upper", false),
-    ("x-fine_key.1", true), ("", false),
+    ("x-fine_key.1", true), ("", false), ("host", false), ("upgrade", false), ("user-agent", false),
+    ("connection", false), ("keep-alive", false), ("proxy-connection", false), ("transfer-encoding", false),
+    ("grpc-", false), ("grpc", true), ("tf", true), ("hosts", true), ("x-connection", true),
+    ("content-types", true), ("x-flashsale-service-token", true),
   ])
   func customKeys(key: String, valid: Bool) {
     #expect(Metadata.isValidCustomKey(key) == valid)
