@@ -210,9 +210,7 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
   private func claimCarefully(_ request: ClaimRequest, now: Timestamp, tallies: inout [SaleID: SaleTally]) throws
     -> ClaimOutcome
   {
-    if try connection.queryFirst(Self.keyUsed, .text(request.idempotencyKey), row: { $0.int64(0) != 0 }) == true,
-      let existing = try booking(idempotencyKey: request.idempotencyKey)
-    {
+    if let existing = try booking(idempotencyKey: request.idempotencyKey) {
       guard existing.saleID == request.saleID, existing.userID == request.userID else {
         return .refused(
           DomainError(
@@ -229,7 +227,8 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
     } catch {
       return .refused(error)
     }
-    // The user's slots in use: the limit is how many there are.
+    // The user's holds and bookings, each with its slot: the limit counts
+    // them all, and a new hold takes the lowest slot none of them has.
     let slots = try connection.query(
       Self.userSlots, .text(request.saleID.rawValue), .text(request.userID.rawValue), row: { $0.optionalInt64(0) })
     let limit = Int64(tally.sale.definition.perUserLimit)
@@ -314,7 +313,6 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
       idempotency_key, fencing_token, user_slot)
     VALUES (?, ?, ?, ?, 'hold', ?, ?, ?, ?, ?, ?)
     """
-  private static let keyUsed = "SELECT EXISTS (SELECT 1 FROM bookings WHERE idempotency_key = ?)"
   private static let userSlots =
     "SELECT user_slot FROM bookings WHERE sale_id = ? AND user_id = ? AND status IN ('hold', 'booked')"
 
