@@ -12,8 +12,9 @@ import SQLiteSupport
 /// The sale row keeps counters (`held`, `booked`) updated in the same
 /// transaction as the bookings, so that counts are one row read; the audit
 /// checks them against the rows. Partial unique indexes make it impossible to
-/// take one unit twice or to let a user past the per-user limit, whatever the
-/// code above does.
+/// take one unit twice, whatever the code above does, and to give two of a
+/// user's holds and bookings the same slot (the claim code gives slots below
+/// the per-user limit only, so the limit holds).
 enum SQLiteSaleSchema {
   /// Each migration, in order; `PRAGMA user_version` is how many have run.
   static let migrations: [String] = [
