@@ -135,7 +135,9 @@ struct HeaderBlock: Sendable {
           var flags = UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
           if nameStatic == 1 { flags |= UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue) }
           if valueStatic == 1 { flags |= UInt8(NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue) }
+          // `:path` is left out: nghttp2 never indexes it, whatever the flag.
           if nameStatic == 0 || valueStatic == 0,
+            !UnsafeRawBufferPointer(start: name, count: nameLength).equals(":path"),
             !indexing.admits(
               name: UnsafeRawBufferPointer(start: name, count: nameLength),
               value: UnsafeRawBufferPointer(start: value, count: valueLength))
