@@ -128,7 +128,10 @@ struct ServerConnectionHandlerTests {
       try client.request(
         path: Self.unaryPath, extraHeaders: [("grpc-timeout", "\(timeout)m")], body: Self.unaryBody(responseSize: -3))
     }
-    let sendingTook = (NIODeadline.now() - base).nanoseconds / 1_000_000
+    // Rounded up: each call's deadline counts from when the server read it,
+    // after `base` (a call sent within the first millisecond ends just after
+    // its timeout on the virtual clock, not at it).
+    let sendingTook = ((NIODeadline.now() - base).nanoseconds + 999_999) / 1_000_000
     for step in stride(from: Int64(50), through: 1_100, by: 50) {
       loop.advanceTime(to: base + .milliseconds(step))
       try client.exchange()
