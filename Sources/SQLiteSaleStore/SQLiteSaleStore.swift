@@ -16,10 +16,6 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
   /// A second connection, read only: point reads that must not wait behind
   /// a commit (WAL lets it read the last commit meanwhile).
   private let reader: SQLiteWorker<SQLiteSaleDatabase>
-  /// Two claim batches at once: one in its transaction on the writer while
-  /// the one before waits for its flush.
-  public var concurrentClaimBatches: Int { 2 }
-
   /// Flushes the writer's commits; see ``WALSyncer``.
   private let syncer: WALSyncer
   /// The file.
@@ -53,7 +49,18 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
   /// Runs `body` (a transaction, or a read) on the writer's queue and returns
   /// once its commit, and every commit it could have seen, is on disk.
   private func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteSaleDatabase) throws -> T) async throws -> T {
-    let (result, ticket) = try await writer.run { [syncer] database -> (Result<T, any Error>, UInt64) in
+    let (result, ticket) = try await write(body)
+    try await syncer.waitUntilDurable(ticket)
+    return try result.get()
+  }
+
+  /// Runs `body` on the writer's queue; returns what it returned and the
+  /// syncer's ticket of its commit (or of the last commit before it, when it
+  /// wrote nothing), which must be durable before the result is told.
+  private func write<T: Sendable>(
+    _ body: @escaping @Sendable (SQLiteSaleDatabase) throws -> T
+  ) async throws -> (Result<T, any Error>, UInt64) {
+    try await writer.run { [syncer] database -> (Result<T, any Error>, UInt64) in
       // After a failed flush nothing more is written: the disk may have lost
       // what it was given, and no caller could be told about a new change.
       if let failure = syncer.failure { return (.failure(failure), 0) }
@@ -65,8 +72,6 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
       let wrote = database.connection.totalChanges != changesBefore
       return (result, wrote ? syncer.noteCommit() : syncer.lastCommit)
     }
-    try await syncer.waitUntilDurable(ticket)
-    return try result.get()
   }
 
   public var isSoleWriter: Bool { lock != nil }
@@ -107,6 +112,13 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
 
   public func claim(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
     try await run { try $0.claim(requests, now: now) }
+  }
+
+  /// The batch's outcomes once its transaction committed; the next batch
+  /// runs on the writer while this one's flush is awaited.
+  public func claimCommitted(_ requests: [ClaimRequest], now: Timestamp) async throws -> CommittedClaims {
+    let (result, ticket) = try await write { try $0.claim(requests, now: now) }
+    return CommittedClaims(outcomes: try result.get()) { [syncer] in try await syncer.waitUntilDurable(ticket) }
   }
 
   public func confirm(_ id: BookingID, token: UInt64, now: Timestamp) async throws -> Booking {

@@ -9,6 +9,11 @@ struct BatcherTests {
     let state = Mutex((running: 0, most: 0, batches: [Int]()))
   }
 
+  final class Log: Sendable {
+    let told = Mutex([Int]())
+    let second = Mutex<Int?>(nil)
+  }
+
   @Test("batches never run more at once than allowed, and every request gets its own outcome")
   func concurrencyCap() async throws {
     let probe = Probe()
@@ -41,5 +46,52 @@ struct BatcherTests {
   func wrongCount() async {
     let batcher = Batcher<Int, Int>(maximumBatchSize: 4) { requests in Array(requests.dropLast()) }
     await #expect(throws: StoreFault.self) { _ = try await batcher.run(1) }
+  }
+
+  @Test(
+    "a staged batch is told its outcomes only once it settled, and the next batch runs meanwhile",
+    .timeLimit(.minutes(1)))
+  func stagedBatches() async throws {
+    let (gate, open) = AsyncStream<Void>.makeStream()
+    let probe = Probe()
+    let log = Log()
+    let batcher = Batcher<Int, Int>(maximumBatchSize: 8, maximumConcurrentBatches: 1, staged: { requests in
+      let first = probe.state.withLock {
+        $0.batches.append(requests.count)
+        return $0.batches.count == 1
+      }
+      // The first batch settles when the test opens the gate; the others at once.
+      return Batcher.Staged(outcomes: requests.map { -$0 }, settle: first ? { @Sendable in for await _ in gate { break } } : nil)
+    })
+    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+      batcher.submit(1) { result in
+        log.told.withLock { $0.append(1) }
+        #expect(try! result.get() == -1)
+      }
+      // Submitted after the first batch started: it runs while the first waits.
+      Task {
+        while probe.state.withLock({ $0.batches.isEmpty }) { await Task.yield() }
+        batcher.submit(2) { result in
+          log.told.withLock { $0.append(2) }
+          log.second.withLock { $0 = try? result.get() }
+          done.resume()
+        }
+      }
+    }
+    #expect(log.second.withLock { $0 } == -2)
+    #expect(log.told.withLock { $0 } == [2], "the first batch was told before it settled")
+    open.yield()
+    while log.told.withLock({ $0.count }) < 2 { await Task.yield() }
+    #expect(log.told.withLock { $0 } == [2, 1])
+    #expect(probe.state.withLock { $0.batches } == [1, 1])
+  }
+
+  @Test("a staged batch whose settling fails gives every request in it the error, and no outcome")
+  func stagedFailure() async {
+    struct Lost: Error {}
+    let batcher = Batcher<Int, Int>(maximumBatchSize: 4, staged: { requests in
+      Batcher.Staged(outcomes: requests, settle: { throw Lost() })
+    })
+    await #expect(throws: Lost.self) { _ = try await batcher.run(1) }
   }
 }

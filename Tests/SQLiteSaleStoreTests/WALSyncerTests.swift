@@ -60,6 +60,32 @@ struct WALSyncerTests {
     await #expect(throws: SQLiteError.self) { _ = try await store.sale(sale.id) }
   }
 
+  @Test("a Book whose commit cannot be flushed is answered with the error, not the hold it committed")
+  func noHoldAcknowledgedWithoutAFlush() async throws {
+    let clock = ManualClock()
+    let path = TemporaryDirectory.shared.file("unflushed-\(UInt64.random(in: 0 ... .max)).db")
+    let store = try SQLiteSaleStore(path: path)
+    let core = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
+    let sale = try await core.createSale(SaleDefinition.testPhones(quantity: 5, from: clock.now()), idempotencyKey: nil)
+    // The claim's transaction commits; the flush after it fails.
+    let committed = try await store.claimCommitted(
+      [ClaimRequest(
+        saleID: sale.id, userID: UserID("u0"), idempotencyKey: "k0",
+        bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))],
+      now: clock.now())
+    guard case .held = committed.outcomes.first else {
+      Issue.record("the claim did not commit a hold: \(committed.outcomes)")
+      return
+    }
+    #expect(unlink(path + "-wal") == 0)
+    let durable = try #require(committed.durable)
+    await #expect(throws: SQLiteError.self) { try await durable() }
+    // Through the sale core (its batcher waits for the flush): the error.
+    await #expect(throws: SQLiteError.self) {
+      _ = try await core.book(saleID: sale.id, userID: UserID("u1"), idempotencyKey: "k1")
+    }
+  }
+
   @Test("a ticket is durable once a flush that started after its commit finished")
   func tickets() async throws {
     let path = TemporaryDirectory.shared.file("plain-\(UInt64.random(in: 0 ... .max))")

@@ -8,7 +8,9 @@ public final class SaleCore: Sendable {
   public let store: any SaleStore
   public let clock: any WallClock
   public let availability: AvailabilityTracker
-  /// Claims, in batches of up to 1,024 per transaction (group commit).
+  /// Claims, in batches of up to 1,024 per transaction (group commit); with
+  /// a store that makes commits durable in the background, the next batch
+  /// runs while the last one's commit reaches the disk.
   private let claims: Batcher<ClaimRequest, ClaimOutcome>
   /// Idempotency-key reads of refusals made from memory, batched the same way.
   private let keyReads: Batcher<String, Booking?>
@@ -39,12 +41,12 @@ public final class SaleCore: Sendable {
     self.availability = availability
     self.claims = Batcher(
       maximumBatchSize: maximumBatchSize, maximumConcurrentBatches: store.concurrentClaimBatches,
-      metricsLabel: "flashsale_claim"
-    ) { [store, clock, availability] requests in
-      let outcomes = try await store.claim(requests, now: clock.now())
-      Self.trackClaimedSales(requests, outcomes, in: availability)
-      return outcomes
-    }
+      metricsLabel: "flashsale_claim",
+      staged: { [store, clock, availability] requests in
+        let committed = try await store.claimCommitted(requests, now: clock.now())
+        Self.trackClaimedSales(requests, committed.outcomes, in: availability)
+        return Batcher.Staged(outcomes: committed.outcomes, settle: committed.durable)
+      })
     self.keyReads = Batcher(maximumBatchSize: maximumBatchSize, maximumConcurrentBatches: 2) { [store] keys in
       let found = try await store.bookings(idempotencyKeys: keys)
       return keys.map { found[$0] }

@@ -69,6 +69,13 @@ public protocol SaleStore: Sendable {
   /// Claims one unit per request, in order, in one transaction.
   func claim(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome]
 
+  /// ``claim(_:now:)`` in two steps, for a store whose commits reach the
+  /// disk after they are made (group commit with pipelining): the outcomes
+  /// once the transaction committed, and a wait for that commit to be
+  /// durable, before which no outcome may be told. The store can meanwhile
+  /// run the next batch. The default is ``claim(_:now:)``, with nothing to wait for.
+  func claimCommitted(_ requests: [ClaimRequest], now: Timestamp) async throws -> CommittedClaims
+
   /// Turns a hold into a booking, if `token` is the unit's current one and the
   /// hold's deadline has not passed. Idempotent.
   func confirm(_ id: BookingID, token: UInt64, now: Timestamp) async throws -> Booking
@@ -107,8 +114,10 @@ public protocol SaleStore: Sendable {
   /// Checks the sale's invariants against the stored rows.
   func audit(_ saleID: SaleID) async throws -> [AuditFinding]
 
-  /// How many claim batches may commit at once: 1 for a store with a single
-  /// writer, more for one whose claims do not block each other.
+  /// How many claim batches may be in their transactions at once: 1 for a
+  /// store with a single writer, more for one whose claims do not block each
+  /// other. (Batches waiting for ``claimCommitted(_:now:)``'s durability do
+  /// not count.)
   var concurrentClaimBatches: Int { get }
 
   /// Whether this process is the only writer of the store (an embedded file
@@ -132,7 +141,24 @@ public protocol SaleStore: Sendable {
   func idempotencyKeyFingerprints(of saleID: SaleID) async throws -> Set<UInt64>
 }
 
+/// A batch of claims committed, maybe not yet durable; see ``SaleStore/claimCommitted(_:now:)``.
+public struct CommittedClaims: Sendable {
+  /// One outcome per request, in order.
+  public var outcomes: [ClaimOutcome]
+  /// Returns once the commit is durable, or throws when it cannot be; `nil`
+  /// when it already is.
+  public var durable: (@Sendable () async throws -> Void)?
+
+  public init(outcomes: [ClaimOutcome], durable: (@Sendable () async throws -> Void)?) {
+    self.outcomes = outcomes
+    self.durable = durable
+  }
+}
+
 extension SaleStore {
+  public func claimCommitted(_ requests: [ClaimRequest], now: Timestamp) async throws -> CommittedClaims {
+    CommittedClaims(outcomes: try await claim(requests, now: now), durable: nil)
+  }
   public var concurrentClaimBatches: Int { 1 }
   public var isSoleWriter: Bool { false }
   public func idempotencyKeyFingerprints() async throws -> Set<UInt64> {
