@@ -4,7 +4,7 @@ SWIFT ?= swift
 PYTEST ?= python3 -m pytest
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: deps test-deps build build-tests generate check-generated unit integration test run bench claim-bench microbench fuzz fuzz-quick clean
+.PHONY: deps test-deps bench-deps build build-tests generate check-generated unit integration test run bench claim-bench microbench fuzz fuzz-quick clean
 
 ## Installs what building needs (apt packages, the Python protobuf package).
 deps:
@@ -13,6 +13,10 @@ deps:
 ## Also installs the test peers: grpcio, nghttp2's tools, PostgreSQL.
 test-deps:
 	@scripts/install-deps.sh --test
+
+## Also installs the benchmarks' anchors (Redis).
+bench-deps:
+	@scripts/install-deps.sh --bench
 
 build: deps
 	$(SWIFT) build
@@ -72,9 +76,11 @@ bench: test-deps
 	bench/rpc-compare.sh
 
 ## The sale core's claim rate with our load generator (flashsale-load) on SQLite and on a
-## throwaway PostgreSQL, beside pgbench's plain SKIP LOCKED claim; see bench/claim-bench.sh.
-claim-bench: test-deps
+## throwaway PostgreSQL, beside Redis's Lua decrement and pgbench's plain SKIP LOCKED claim, each
+## run right after ours on the same machine; see bench/claim-bench.sh.
+claim-bench: bench-deps
 	bench/claim-bench.sh sqlite
+	ROUNDS=1 bash ../shared/peers/storage/redis_bench.sh
 	scripts/with-postgres.sh bench/claim-bench.sh postgres
 	ROUNDS=1 bash ../shared/peers/storage/pg_bench.sh
 

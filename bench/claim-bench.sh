@@ -5,9 +5,11 @@
 #   bench/claim-bench.sh sqlite
 #   scripts/with-postgres.sh bench/claim-bench.sh postgres     (a throwaway cluster)
 #   env: SECS=10 CONCURRENCY=512 CONNECTIONS=4 UNITS=5000000
-# Anchors on this machine (../shared/peers/storage): PostgreSQL, one SKIP LOCKED
-# claim per transaction, ~2,300/s (pg_bench.sh); Redis Lua decrement, not
-# durable, ~74,000/s (redis_bench.sh).
+# Anchors (../shared/peers/storage), which `make claim-bench` runs right after
+# this on the same machine: PostgreSQL, one SKIP LOCKED claim per transaction
+# (pg_bench.sh; the issue measured ~2,300/s); Redis's Lua decrement, not
+# durable (redis_bench.sh; the issue measured ~74,000/s). The machine's speed
+# moves between hours: compare with the anchors of the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KIND="${1:-sqlite}"

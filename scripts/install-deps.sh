@@ -2,10 +2,12 @@
 # Installs what building and testing the platform needs on Debian 12, skipping what is present.
 #   scripts/install-deps.sh          build + run needs (C libraries, code generators)
 #   scripts/install-deps.sh --test   also the test peers (grpcio, nghttp2 tools, PostgreSQL)
+#   scripts/install-deps.sh --bench  also the benchmarks' anchors (Redis)
 set -euo pipefail
 
-want_test=0
+want_test=0 want_bench=0
 [ "${1:-}" = "--test" ] && want_test=1
+[ "${1:-}" = "--bench" ] && want_test=1 want_bench=1
 
 apt_packages=(
   pkg-config
@@ -24,6 +26,12 @@ if ((want_test)); then
     postgresql            # the shared store of several instances
     curl
     strace                # fsync counts in bench/claim-bench.sh
+  )
+fi
+if ((want_bench)); then
+  apt_packages+=(
+    redis-server          # make claim-bench's in-memory anchor (../shared/peers/storage/redis_bench.sh)
+    redis-tools           # redis-cli, redis-benchmark
   )
 fi
 
