@@ -78,8 +78,8 @@ struct WALSyncerTests {
       return
     }
     #expect(unlink(path + "-wal") == 0)
-    let durable = try #require(committed.durable)
-    await #expect(throws: SQLiteError.self) { try await durable() }
+    let settle = try #require(committed.settle)
+    await #expect(throws: SQLiteError.self) { try await settle() }
     // Through the sale core (its batcher waits for the flush): the error.
     await #expect(throws: SQLiteError.self) {
       _ = try await core.book(saleID: sale.id, userID: UserID("u1"), idempotencyKey: "k1")

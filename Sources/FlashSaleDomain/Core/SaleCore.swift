@@ -45,7 +45,7 @@ public final class SaleCore: Sendable {
       staged: { [store, clock, availability] requests in
         let committed = try await store.claimCommitted(requests, now: clock.now())
         Self.trackClaimedSales(requests, committed.outcomes, in: availability)
-        return Batcher.Staged(outcomes: committed.outcomes, settle: committed.durable)
+        return committed
       })
     self.keyReads = Batcher(maximumBatchSize: maximumBatchSize, maximumConcurrentBatches: 2) { [store] keys in
       let found = try await store.bookings(idempotencyKeys: keys)

@@ -141,23 +141,14 @@ public protocol SaleStore: Sendable {
   func idempotencyKeyFingerprints(of saleID: SaleID) async throws -> Set<UInt64>
 }
 
-/// A batch of claims committed, maybe not yet durable; see ``SaleStore/claimCommitted(_:now:)``.
-public struct CommittedClaims: Sendable {
-  /// One outcome per request, in order.
-  public var outcomes: [ClaimOutcome]
-  /// Returns once the commit is durable, or throws when it cannot be; `nil`
-  /// when it already is.
-  public var durable: (@Sendable () async throws -> Void)?
-
-  public init(outcomes: [ClaimOutcome], durable: (@Sendable () async throws -> Void)?) {
-    self.outcomes = outcomes
-    self.durable = durable
-  }
-}
+/// A batch of claims committed, maybe not yet durable: its outcomes, told
+/// once `settle` returned (the commit is durable) or failed (it cannot be); see
+/// ``SaleStore/claimCommitted(_:now:)``.
+public typealias CommittedClaims = Batcher<ClaimRequest, ClaimOutcome>.Staged
 
 extension SaleStore {
   public func claimCommitted(_ requests: [ClaimRequest], now: Timestamp) async throws -> CommittedClaims {
-    CommittedClaims(outcomes: try await claim(requests, now: now), durable: nil)
+    CommittedClaims(outcomes: try await claim(requests, now: now), settle: nil)
   }
   public var concurrentClaimBatches: Int { 1 }
   public var isSoleWriter: Bool { false }
