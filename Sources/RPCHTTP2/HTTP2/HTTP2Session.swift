@@ -11,7 +11,9 @@ import NIOCore
 ///
 /// nghttp2 gets `self` as its `user_data`, unretained: the handler that owns
 /// the session keeps it alive, and ``close()`` deletes the nghttp2 session
-/// before the handler goes away, so no callback can outlive `self`.
+/// before the handler goes away, so no callback can outlive `self`. The
+/// session holds its delegate (that handler) strongly; the handler breaks
+/// the cycle by dropping the session when the connection goes away.
 final class HTTP2Session {
   /// Which side of the connection this is.
   enum Role {
@@ -30,7 +32,11 @@ final class HTTP2Session {
   }
 
   private var session: OpaquePointer?
-  unowned(unsafe) let delegate: any HTTP2SessionDelegate
+  /// Held strongly, so that a callback calls it without a retain and a
+  /// release (an unowned reference is retained at every use, twice per
+  /// header received). The delegate owns the session too: it breaks the
+  /// cycle by dropping the session once the connection is gone.
+  let delegate: any HTTP2SessionDelegate
   /// Where `send(into:)` collects frames.
   private let output = FrameOutput()
   /// Which dynamic header values go into the HPACK dynamic table.
