@@ -6,9 +6,10 @@ import RPCCore
 /// session, turns its events into calls, runs handlers, and writes responses.
 ///
 /// Everything here runs on the channel's event loop. Unary handlers run inline
-/// when they answer at once; other handlers run as tasks that hop back with
-/// `EventLoop.execute`. Output is written once per read batch (at
-/// `channelReadComplete`) or once per batch of completions from other threads.
+/// when they answer at once; other handlers run as tasks, or answer later
+/// from any thread, and their outcomes hop back through a ``ReplyInbox``.
+/// Output is written once per read batch (at `channelReadComplete`) or once
+/// per batch of completions from other threads.
 final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate {
   typealias InboundIn = ByteBuffer
   typealias OutboundIn = ByteBuffer
@@ -36,6 +37,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private var requestHead = RequestHead()
 
   private var io = ConnectionIO()
+  /// Outcomes of calls answered off the event loop, on their way back to it.
+  private var replies: ReplyInbox?
 
   // Keepalive, and the time of the read being processed: calls started by
   // one read share one clock reading.
@@ -90,6 +93,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       context.close(promise: nil)
       return
     }
+    replies = ReplyInbox(eventLoop: context.eventLoop)
     lastReadNanos = Self.nowNanos()
     startKeepalive(context: context)
     if context.channel.isActive { flush() }
@@ -450,14 +454,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     case .promise(let register):
       startDeadline(stream)
       let bound = loopBound(stream)
-      let eventLoop = context!.eventLoop
-      register(
-        ReplyPromise { result in
-          eventLoop.execute {
-            let stream = bound.value
-            stream.connection.complete(stream, result.map { Optional($0) })
-          }
-        })
+      let replies = replies!
+      register(ReplyPromise { result in replies.post(bound, result.map { Optional($0) }) })
     }
   }
 
@@ -467,14 +465,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     _ body: @escaping @Sendable (_ finish: @Sendable (Result<FramedMessage?, any Error>) -> Void) async -> Void
   ) {
     let bound = loopBound(stream)
-    let eventLoop = context!.eventLoop
+    let replies = replies!
     stream.task = Task {
-      await body { result in
-        eventLoop.execute {
-          let stream = bound.value
-          stream.connection.complete(stream, result)
-        }
-      }
+      await body { result in replies.post(bound, result) }
     }
   }
 
