@@ -79,4 +79,28 @@ struct DeadlineQueueTests {
     #expect(harness.expired.map(\.name) == ["early"])
     #expect(harness.queue.isEmpty)
   }
+
+  @Test("the queue keeps a queued call alive and lets it go when it leaves, whichever way it leaves")
+  func ownership() {
+    let harness = Harness()
+    weak var removed: Call?
+    weak var expired: Call?
+    weak var cleared: Call?
+    do {
+      let (a, b, c) = (Call("removed"), Call("expired"), Call("cleared"))
+      (removed, expired, cleared) = (a, b, c)
+      harness.insert(a, at: 10_000)
+      harness.insert(b, at: 20_000)
+      harness.insert(c, at: 900_000)
+    }
+    #expect(removed != nil && expired != nil && cleared != nil, "the queue did not keep its calls")
+    harness.queue.remove(removed!)
+    #expect(removed == nil)
+    harness.advance(to: 50_000)
+    #expect(harness.expired.map(\.name) == ["expired"])
+    #expect(expired == nil)
+    #expect(cleared != nil)
+    harness.queue.removeAll()
+    #expect(cleared == nil)
+  }
 }

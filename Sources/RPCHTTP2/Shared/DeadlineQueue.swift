@@ -23,7 +23,11 @@ protocol DeadlineQueueMember: AnyObject {
 ///
 /// Used on the connection's event loop only.
 struct DeadlineQueue<Member: DeadlineQueueMember> {
-  private var heap: [(deadline: NIODeadline, member: Member)] = []
+  /// Each member retained once while queued, as an `Unmanaged` reference:
+  /// the heap's entries are then plain values, and moving them around costs
+  /// no retain and release per swap (that was 3% of a client's CPU with a
+  /// thousand calls in flight).
+  private var heap: [(deadline: NIODeadline, member: Unmanaged<Member>)] = []
   private var timer: Scheduled<Void>?
   private var timerDeadline: NIODeadline?
 
@@ -37,7 +41,7 @@ struct DeadlineQueue<Member: DeadlineQueueMember> {
   ) {
     precondition(member.deadlineSlot < 0, "a call's deadline is queued once")
     member.deadlineSlot = heap.count
-    heap.append((deadline, member))
+    heap.append((deadline, Unmanaged.passRetained(member)))
     siftUp(heap.count - 1)
     armIfEarlier(deadline, on: eventLoop, expire: expire)
   }
@@ -50,9 +54,9 @@ struct DeadlineQueue<Member: DeadlineQueueMember> {
     let last = heap.count - 1
     if slot != last {
       heap.swapAt(slot, last)
-      heap[slot].member.deadlineSlot = slot
+      heap[slot].member._withUnsafeGuaranteedRef { $0.deadlineSlot = slot }
     }
-    heap.removeLast()
+    heap.removeLast().member.release()  // the caller still holds `member`
     if slot < heap.count {
       siftDown(slot)
       siftUp(slot)
@@ -66,8 +70,9 @@ struct DeadlineQueue<Member: DeadlineQueueMember> {
     timerDeadline = nil
     var expired: [Member] = []
     while let first = heap.first, first.deadline <= now {
-      remove(first.member)
-      expired.append(first.member)
+      let member = first.member.takeUnretainedValue()
+      remove(member)
+      expired.append(member)
     }
     return expired
   }
@@ -83,7 +88,10 @@ struct DeadlineQueue<Member: DeadlineQueueMember> {
     timer?.cancel()
     timer = nil
     timerDeadline = nil
-    for entry in heap { entry.member.deadlineSlot = -1 }
+    for entry in heap {
+      entry.member._withUnsafeGuaranteedRef { $0.deadlineSlot = -1 }
+      entry.member.release()
+    }
     heap.removeAll()
   }
 
@@ -121,7 +129,7 @@ struct DeadlineQueue<Member: DeadlineQueueMember> {
 
   private mutating func swapEntries(_ a: Int, _ b: Int) {
     heap.swapAt(a, b)
-    heap[a].member.deadlineSlot = a
-    heap[b].member.deadlineSlot = b
+    heap[a].member._withUnsafeGuaranteedRef { $0.deadlineSlot = a }
+    heap[b].member._withUnsafeGuaranteedRef { $0.deadlineSlot = b }
   }
 }
