@@ -61,7 +61,8 @@ struct BatcherTests {
         return $0.batches.count == 1
       }
       // The first batch settles when the test opens the gate; the others at once.
-      return Batcher.Staged(outcomes: requests.map { -$0 }, settle: first ? { @Sendable in for await _ in gate { break } } : nil)
+      let settle: (@Sendable () async throws -> Void)? = first ? { @Sendable in for await _ in gate { break } } : nil
+      return Batcher.Staged(outcomes: requests.map { -$0 }, settle: settle)
     })
     await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
       batcher.submit(1) { result in

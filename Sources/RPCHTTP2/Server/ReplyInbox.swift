@@ -8,7 +8,7 @@ import Synchronization
 /// `EventLoop.execute`, not in one each.
 ///
 /// A batch of claims settles a few hundred calls at once; an `execute` per
-/// call cost each one a task allocation, the loop's lock and often a wake-up.
+/// call cost each one a task allocation and a turn of the loop's lock.
 final class ReplyInbox: Sendable {
   /// A call's outcome: its message (or none, for a stream that ended without
   /// one), or the error it failed with.
