@@ -97,9 +97,11 @@ public struct SharedTokenAuthenticator: CallAuthenticator {
     return CallerIdentity(userID: userID ?? "", roles: Set(roles))
   }
 
-  private static let serviceTokenHeaderLength = CallerIdentity.serviceTokenHeader.utf8.count
-  private static let userIDHeaderLength = CallerIdentity.userIDHeader.utf8.count
-  private static let rolesHeaderLength = CallerIdentity.rolesHeader.utf8.count
+  // Computed, not stored: a stored static is initialized lazily, which costs
+  // every call a `swift_once` check; these fold to constants.
+  private static var serviceTokenHeaderLength: Int { CallerIdentity.serviceTokenHeader.utf8.count }
+  private static var userIDHeaderLength: Int { CallerIdentity.userIDHeader.utf8.count }
+  private static var rolesHeaderLength: Int { CallerIdentity.rolesHeader.utf8.count }
 
   /// Whether `presented` is the token, in time that depends on its length only.
   private static func constantTimeEqual(_ presented: String, _ token: [UInt8]) -> Bool {

@@ -135,6 +135,7 @@ final class HTTP2Session {
   func submitResponse(
     stream: Int32, headers: HeaderBlock, hasBody: Bool, source: UnsafeMutableRawPointer? = nil
   ) throws(HTTP2SessionError) {
+    let session = session  // the closure captures the pointer, not self (no retain)
     let code = headers.withNVArray(indexing: &indexing) { nva, count in
       cnghttp2_submit_response(session, stream, nva, count, hasBody ? Self.readCallback : nil, source)
     }
@@ -144,6 +145,7 @@ final class HTTP2Session {
   /// Sends request (client) HEADERS on a new stream whose DATA comes from the
   /// delegate, and returns the stream's id.
   func submitRequest(headers: HeaderBlock, streamUserData: UnsafeMutableRawPointer?) throws(HTTP2SessionError) -> Int32 {
+    let session = session
     let id = headers.withNVArray(indexing: &indexing) { nva, count in
       cnghttp2_submit_request(session, nva, count, Self.readCallback, streamUserData)
     }
@@ -155,6 +157,7 @@ final class HTTP2Session {
   /// ``HTTP2SessionDelegate/sessionReadData(stream:maxLength:)``, or when no
   /// data provider is active.
   func submitTrailers(stream: Int32, headers: HeaderBlock) throws(HTTP2SessionError) {
+    let session = session
     let code = headers.withNVArray(indexing: &indexing) { nva, count in
       nghttp2_submit_trailer(session, stream, nva, count)
     }

@@ -8,15 +8,28 @@ import RPCCore
 struct RequestHead {
   var isPost = false
   var route: RouteTable.Entry?
-  var path = ""
-  var contentType: String?
   var contentTypeIsGRPC = false
   /// The `grpc-timeout`, in nanoseconds.
   var timeoutNanos: Int64?
-  var invalidTimeout: String?
-  var unsupportedEncoding: String?
-  var malformedBinaryKey: String?
   var metadata = Metadata()
+  /// What a request that will be refused sent, for the refusal's message;
+  /// `nil` for a well-formed request, so that each call creates and destroys
+  /// one reference here, not one per string.
+  private var irregular: Irregularities?
+
+  /// Header values that make a request fail.
+  private final class Irregularities {
+    var unknownPath: String?
+    var contentType: String?
+    var invalidTimeout: String?
+    var unsupportedEncoding: String?
+    var malformedBinaryKey: String?
+  }
+
+  private mutating func note(_ record: (Irregularities) -> Void) {
+    if irregular == nil { irregular = Irregularities() }
+    record(irregular!)
+  }
 
   /// Parses one header. Dispatches on the name's length first: most headers
   /// are compared with one or two candidates only.
@@ -26,7 +39,7 @@ struct RequestHead {
       return
     case 5 where name.equals(":path"):
       route = routes.lookup(value)
-      if route == nil { path = value.string }
+      if route == nil { note { $0.unknownPath = value.string } }
       return
     case 7 where name.equals(":method"):
       isPost = value.equals("POST")
@@ -38,17 +51,17 @@ struct RequestHead {
     case 12 where name.equals("content-type"):
       contentTypeIsGRPC =
         value.equals("application/grpc") || value.hasPrefix("application/grpc+") || value.hasPrefix("application/grpc;")
-      if !contentTypeIsGRPC { contentType = value.string }
+      if !contentTypeIsGRPC { note { $0.contentType = value.string } }
       return
     case 12 where name.equals("grpc-timeout"):
       if let nanoseconds = GRPCTimeout.parseNanoseconds(value) {
         timeoutNanos = nanoseconds
       } else {
-        invalidTimeout = value.string
+        note { $0.invalidTimeout = value.string }
       }
       return
     case 13 where name.equals("grpc-encoding"):
-      if !value.equals("identity") { unsupportedEncoding = value.string }
+      if !value.equals("identity") { note { $0.unsupportedEncoding = value.string } }
       return
     default:
       break
@@ -58,7 +71,7 @@ struct RequestHead {
     }
     if name.hasSuffix("-bin") {
       let key = name.string
-      if !metadata.addWire(key: key, value: value.string) { malformedBinaryKey = key }
+      if !metadata.addWire(key: key, value: value.string) { note { $0.malformedBinaryKey = key } }
     } else {
       metadata.add(wireKey: Self.knownKey(name) ?? name.string, text: value.string)
     }
@@ -82,31 +95,33 @@ struct RequestHead {
     var acceptEncoding = false
   }
 
-  /// Checks the gRPC rules once the headers are complete.
-  func validate(routes: RouteTable) -> Result<RouteTable.Entry, Rejection> {
+  /// Checks the gRPC rules once the headers are complete: `nil` when the
+  /// request may reach the handler of its ``route``.
+  func rejection(routes: RouteTable) -> Rejection? {
     guard isPost else {
-      return .failure(
-        Rejection(httpStatus: "405", error: RPCError(code: .internal, message: "gRPC requires the POST method")))
+      return Rejection(httpStatus: "405", error: RPCError(code: .internal, message: "gRPC requires the POST method"))
     }
     guard contentTypeIsGRPC else {
       // As grpc-go: HTTP 415, so that plain HTTP clients do not take it for success.
-      let message = "invalid gRPC request content-type \"\(contentType ?? "")\""
-      return .failure(Rejection(httpStatus: "415", error: RPCError(code: .invalidArgument, message: message)))
+      let message = "invalid gRPC request content-type \"\(irregular?.contentType ?? "")\""
+      return Rejection(httpStatus: "415", error: RPCError(code: .invalidArgument, message: message))
     }
-    guard let route else {
-      return .failure(Rejection(error: RPCError(code: .unimplemented, message: routes.unimplementedMessage(path: path))))
+    guard route != nil else {
+      let message = routes.unimplementedMessage(path: irregular?.unknownPath ?? "")
+      return Rejection(error: RPCError(code: .unimplemented, message: message))
     }
-    if let unsupportedEncoding {
+    guard let irregular else { return nil }
+    if let unsupportedEncoding = irregular.unsupportedEncoding {
       let message = "grpc: Decompressor is not installed for grpc-encoding \"\(unsupportedEncoding)\""
-      return .failure(Rejection(error: RPCError(code: .unimplemented, message: message), acceptEncoding: true))
+      return Rejection(error: RPCError(code: .unimplemented, message: message), acceptEncoding: true)
     }
-    if let invalidTimeout {
-      return .failure(Rejection(error: RPCError(code: .internal, message: "malformed grpc-timeout \"\(invalidTimeout)\"")))
+    if let invalidTimeout = irregular.invalidTimeout {
+      return Rejection(error: RPCError(code: .internal, message: "malformed grpc-timeout \"\(invalidTimeout)\""))
     }
-    if let malformedBinaryKey {
-      return .failure(
-        Rejection(error: RPCError(code: .internal, message: "malformed base64 in binary metadata \"\(malformedBinaryKey)\"")))
+    if let malformedBinaryKey = irregular.malformedBinaryKey {
+      return Rejection(
+        error: RPCError(code: .internal, message: "malformed base64 in binary metadata \"\(malformedBinaryKey)\""))
     }
-    return .success(route)
+    return nil
   }
 }

@@ -142,18 +142,20 @@ struct MetricsBatch {
   private var touched: [Int] = []
   private var streamDelta = 0
 
-  mutating func started(_ entry: RouteTable.Entry, methods: Int) {
+  /// A call of the method at `index` in the route table started.
+  mutating func started(method index: Int, methods: Int) {
     prepare(methods)
-    if starts[entry.index] == 0, !touched.contains(entry.index) { touched.append(entry.index) }
-    starts[entry.index] += 1
+    if starts[index] == 0, !touched.contains(index) { touched.append(index) }
+    starts[index] += 1
   }
 
-  mutating func ended(_ entry: RouteTable.Entry, code: StatusCode, startNanos: UInt64, methods: Int) {
+  /// A call of the method at `index` in the route table ended.
+  mutating func ended(method index: Int, code: StatusCode, startNanos: UInt64, methods: Int) {
     prepare(methods)
     let slot = (0...16).contains(code.rawValue) ? code.rawValue : 17
-    if !touched.contains(entry.index) { touched.append(entry.index) }
-    ends[entry.index * 18 + slot] += 1
-    latencies.append((entry.index, startNanos))
+    if !touched.contains(index) { touched.append(index) }
+    ends[index * 18 + slot] += 1
+    latencies.append((index, startNanos))
   }
 
   mutating func streamOpened() { streamDelta += 1 }
@@ -169,9 +171,15 @@ struct MetricsBatch {
     streamDelta = 0
     if !latencies.isEmpty {
       let now = ServerConnectionHandler.nowNanos()
+      // Consecutive samples are mostly of one method: its metrics are looked up once.
+      var method = latencies[0].index
+      var metrics = routes.entry(at: method).metrics
       for sample in latencies {
-        let elapsed = Int64(truncatingIfNeeded: now &- sample.startNanos)
-        routes.entry(at: sample.index).metrics.recordLatency(nanoseconds: elapsed)
+        if sample.index != method {
+          method = sample.index
+          metrics = routes.entry(at: method).metrics
+        }
+        metrics.recordLatency(nanoseconds: Int64(truncatingIfNeeded: now &- sample.startNanos))
       }
       latencies.removeAll(keepingCapacity: true)
     }

@@ -21,7 +21,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private let logger: Logger
   private let onClose: @Sendable (ObjectIdentifier) -> Void
 
-  private var session: HTTP2Session?
+  private var session: HTTP2Session? {
+    didSet { unretainedSession = session.map { Unmanaged.passUnretained($0) } }
+  }
+  /// `session`, for the calls of every stream: used through
+  /// ``withSession(_:)``, it costs no reference count. The handler releases
+  /// the session only at teardown, never from inside one of its callbacks.
+  private var unretainedSession: Unmanaged<HTTP2Session>?
   private var context: ChannelHandlerContext?
   private var peer = "unknown"
 
@@ -188,7 +194,11 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   // MARK: - HTTP2SessionDelegate: requests
 
   func sessionBeginHeaders(stream id: Int32, kind: HeadersKind) {
-    guard kind == .request, let session else { return }
+    guard kind == .request else { return }
+    withSession { session in beginRequest(id, session) }
+  }
+
+  private func beginRequest(_ id: Int32, _ session: HTTP2Session) {
     let stream = ServerStream(id: id, connection: self, maxMessageLength: configuration.maxReceiveMessageLength)
     let retained = Unmanaged.passRetained(stream)
     session.setStreamUserData(id, retained.toOpaque())
@@ -211,18 +221,29 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   func sessionHeadersComplete(stream id: Int32, kind: HeadersKind, endStream: Bool) {
     headerStream = nil
     headerStreamID = 0
-    guard let stream = stream(id) else { return }
-    if kind == .request {
-      start(stream)
+    withStream(id) { stream, _ in
+      if kind == .request {
+        start(stream)
+      }
+      if endStream { requestEnded(stream) }
     }
-    if endStream { requestEnded(stream) }
   }
 
   func sessionData(stream id: Int32, bytes: UnsafeRawBufferPointer) {
-    guard let session else { return }
-    guard let stream = stream(id), stream.phase == .receivingRequest || stream.phase == .handling,
-      stream.inboundError == nil
-    else {
+    withSession { session in
+      guard let pointer = session.streamUserData(id) else {
+        session.consume(stream: id, bytes: bytes.count)
+        return
+      }
+      Unmanaged<ServerStream>.fromOpaque(pointer)._withUnsafeGuaranteedRef {
+        received(bytes, on: $0, session)
+      }
+    }
+  }
+
+  private func received(_ bytes: UnsafeRawBufferPointer, on stream: ServerStream, _ session: HTTP2Session) {
+    let id = stream.id
+    guard stream.phase == .receivingRequest || stream.phase == .handling, stream.inboundError == nil else {
       // Data nobody will read (the call already failed): give the window back.
       session.consume(stream: id, bytes: bytes.count)
       return
@@ -263,19 +284,25 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func sessionEndStream(stream id: Int32) {
-    guard let stream = stream(id) else { return }
-    requestEnded(stream)
+    withStream(id) { stream, _ in requestEnded(stream) }
   }
 
   func sessionStreamClosed(stream id: Int32, errorCode: UInt32) {
-    guard let session, let pointer = session.streamUserData(id) else { return }
-    session.setStreamUserData(id, nil)
+    withSession { session in
+      guard let pointer = session.streamUserData(id) else { return }
+      session.setStreamUserData(id, nil)
+      closed(Unmanaged<ServerStream>.fromOpaque(pointer), errorCode: errorCode)
+    }
+  }
+
+  private func closed(_ retained: Unmanaged<ServerStream>, errorCode: UInt32) {
+    let id = retained._withUnsafeGuaranteedRef { $0.id }
     if id == headerStreamID {  // closed inside its header block: drop the unretained reference
       headerStream = nil
       headerStreamID = 0
     }
     // Balances the passRetained of sessionBeginHeaders.
-    let stream = Unmanaged<ServerStream>.fromOpaque(pointer).takeRetainedValue()
+    let stream = retained.takeRetainedValue()
     if stream.phase != .finished {
       // The peer reset the stream, or the connection is going away.
       let reason =
@@ -287,9 +314,21 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     remove(stream)
   }
 
-  private func stream(_ id: Int32) -> ServerStream? {
-    guard let pointer = session?.streamUserData(id) else { return nil }
-    return Unmanaged<ServerStream>.fromOpaque(pointer).takeUnretainedValue()
+  /// Runs `body` with the session, if it is open, without retaining it.
+  @inline(__always)
+  private func withSession(_ body: (HTTP2Session) -> Void) {
+    unretainedSession?._withUnsafeGuaranteedRef(body)
+  }
+
+  /// Runs `body` with the stream `id`, if open, without retaining it or the
+  /// session: the session owns the stream until `sessionStreamClosed`, which
+  /// nghttp2 never calls while `body` runs.
+  @inline(__always)
+  private func withStream(_ id: Int32, _ body: (ServerStream, HTTP2Session) -> Void) {
+    withSession { session in
+      guard let pointer = session.streamUserData(id) else { return }
+      Unmanaged<ServerStream>.fromOpaque(pointer)._withUnsafeGuaranteedRef { body($0, session) }
+    }
   }
 
   private func remove(_ stream: ServerStream) {
@@ -311,22 +350,19 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private func start(_ stream: ServerStream) {
     var head = RequestHead()
     swap(&head, &requestHead)  // moved, not copied
-    let entry: RouteTable.Entry
-    switch head.validate(routes: routes) {
-    case .success(let found):
-      entry = found
-    case .failure(let rejection):
+    if let rejection = head.rejection(routes: routes) {
       if rejection.error.code == .unimplemented { metrics.unknownMethods.increment() }
       reject(stream, rejection)
       return
     }
+    let entry = head.route!  // a request that is not rejected has a route
     stream.entry = entry
     stream.startNanos = lastReadNanos
     if let timeout = head.timeoutNanos {
       // The deadline runs from the request headers, as the client's does.
       stream.deadline = .uptimeNanoseconds(stream.startNanos &+ UInt64(timeout))  // never negative
     }
-    metricsBatch.started(entry, methods: routes.count)
+    metricsBatch.started(method: entry.index, methods: routes.count)
     let descriptor = entry.route.descriptor
 
     let caller: CallerIdentity?
@@ -512,7 +548,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Answers with one message and an OK status.
   private func respond(_ stream: ServerStream, message: FramedMessage) {
-    guard let session else { return }
+    withSession { respond(stream, message: message, on: $0) }
+  }
+
+  private func respond(_ stream: ServerStream, message: FramedMessage, on session: HTTP2Session) {
     stream.outbound.append(message.bytes)
     let custom = stream.context?.responseMetadata ?? (headers: Metadata(), trailers: Metadata())
     stream.pendingTrailers = trailers(custom: custom.trailers, error: nil)
@@ -610,8 +649,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     guard stream.phase != .finished else { return }
     stream.phase = .finished
     deadlines.remove(stream)
-    if let entry = stream.entry {
-      metricsBatch.ended(entry, code: code, startNanos: stream.startNanos, methods: routes.count)
+    if let method = stream.entry?.index {
+      metricsBatch.ended(method: method, code: code, startNanos: stream.startNanos, methods: routes.count)
     }
   }
 
@@ -722,10 +761,12 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   // MARK: - HTTP2SessionDelegate: response data
 
   func sessionReadData(stream id: Int32, source: UnsafeMutableRawPointer?, maxLength: Int) -> OutboundData {
-    guard let source, let session else { return .resetStream }
+    guard let source, let session = unretainedSession else { return .resetStream }
     // The source is the stream's own pointer, retained by the session until the stream closes.
-    return Unmanaged<ServerStream>.fromOpaque(source)._withUnsafeGuaranteedRef { stream in
-      readData(stream, session: session, maxLength: maxLength)
+    return session._withUnsafeGuaranteedRef { session in
+      Unmanaged<ServerStream>.fromOpaque(source)._withUnsafeGuaranteedRef { stream in
+        readData(stream, session: session, maxLength: maxLength)
+      }
     }
   }
 
@@ -750,7 +791,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   func sessionWriteData(stream id: Int32, source: UnsafeMutableRawPointer?, length: Int, into output: FrameOutput) {
     guard let source else { return }
-    let stream = Unmanaged<ServerStream>.fromOpaque(source).takeUnretainedValue()
+    Unmanaged<ServerStream>.fromOpaque(source)._withUnsafeGuaranteedRef { write(length, of: $0, into: output) }
+  }
+
+  private func write(_ length: Int, of stream: ServerStream, into output: FrameOutput) {
     stream.outbound.write(length, into: output)
     // Clients probe the bandwidth with a PING after DATA they receive (grpc
     // core's BDP pings): as grpc-go and grpc core do, sending data forgives
@@ -822,10 +866,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// The response is complete. If the client is still sending, ask it to stop
   /// without error (RFC 9113 section 8.1): nothing it sends will be read.
   func sessionSentEndStream(stream id: Int32) {
-    guard let session, let pointer = session.streamUserData(id) else { return }
-    let requestEnded = Unmanaged<ServerStream>.fromOpaque(pointer)._withUnsafeGuaranteedRef { $0.requestEnded }
-    guard !requestEnded, session.isRemoteOpen(id) else { return }
-    session.resetStream(id, errorCode: .noError)
+    withStream(id) { stream, session in
+      guard !stream.requestEnded, session.isRemoteOpen(id) else { return }
+      session.resetStream(id, errorCode: .noError)
+    }
   }
 
 
