@@ -66,6 +66,13 @@ final class H2TestClient: HTTP2SessionDelegate {
     return id
   }
 
+  /// Sends more of a request's body, after a `request(…, endStream: false)`.
+  func send(_ id: Int32, body: [UInt8], endStream: Bool) throws {
+    bodies[id] = (body, 0, endStream)
+    session.resumeData(stream: id)
+    try exchange()
+  }
+
   /// The bytes of the client's HPACK encoder table.
   var encoderTableSize: Int { session.encoderTableSize }
 

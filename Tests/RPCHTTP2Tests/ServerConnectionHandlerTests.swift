@@ -1,3 +1,4 @@
+import Foundation
 import InteropAPI
 import InteropService
 import NIOCore
@@ -145,6 +146,24 @@ struct ServerConnectionHandlerTests {
       }
     }
     #expect(ids.allSatisfy { client.responses[$0]?.grpcStatus == 4 })
+  }
+
+  @Test("a unary request that ends after its deadline is DEADLINE_EXCEEDED without reaching the handler")
+  func requestArrivesLate() throws {
+    let client = try H2TestClient(server: Self.server())
+    let id = try client.request(
+      path: Self.unaryPath, extraHeaders: [("grpc-timeout", "30m")], body: [], endStream: false)
+    #expect(client.responses[id]?.grpcStatus == nil)
+    Thread.sleep(forTimeInterval: 0.06)  // the server's deadlines are on the real clock
+    try client.send(id, body: Self.unaryBody(), endStream: true)
+    let response = try #require(client.responses[id])
+    #expect(response.grpcStatus == StatusCode.deadlineExceeded.rawValue)
+    #expect(response.messages.isEmpty)
+    // A request that ends in time is answered.
+    let timely = try client.request(
+      path: Self.unaryPath, extraHeaders: [("grpc-timeout", "30m")], body: [], endStream: false)
+    try client.send(timely, body: Self.unaryBody(), endStream: true)
+    #expect(client.responses[timely]?.grpcStatus == 0)
   }
 
   @Test("the handler's context has the deadline of the grpc-timeout, or none")

@@ -422,9 +422,12 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       return
     }
     guard let entry = stream.entry else { return }
-    if entry.route.descriptor.kind.isSingleRequest, let deadline = stream.deadline, deadline <= .now() {
+    if entry.route.descriptor.kind.isSingleRequest, let deadline = stream.deadline,
+      deadline.uptimeNanoseconds <= lastReadNanos
+    {
       // The request took longer to arrive than the client is willing to wait.
-      // (Streaming calls run their timer from the start.)
+      // (Streaming calls run their timer from the start. The clock is the
+      // one read when the bytes ending the request arrived.)
       fail(stream, RPCError(code: .deadlineExceeded, message: "deadline exceeded"), resetStream: false)
       return
     }
