@@ -132,6 +132,35 @@ struct ClientServerTests {
     }
   }
 
+  @Test("unary calls started from the completions of others (on the event loop, without a hop) all complete")
+  func chainedCompletions() async throws {
+    try await Self.withServer { _, port in
+      let client = Self.client([port])
+      defer { client.close() }
+      // Connect first, so that the chained calls start on the event loop.
+      _ = try await Client(channel: client).unaryCall(Grpc_Testing_SimpleRequest(responseSize: 1))
+      let sizes = NIOLockedValueBox<[Int]>([])
+      let unknown = MethodDescriptor(service: "grpc.testing.TestService", method: "Nope", kind: .unary)
+      await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+        @Sendable func call(_ i: Int) {
+          // Every fifth call fails (UNIMPLEMENTED); the chain goes on.
+          let method = i % 5 == 4 ? unknown : Grpc_Testing_TestService.Method.unaryCall
+          client.unary(
+            method, request: FramedMessage(Grpc_Testing_SimpleRequest(responseSize: Int32(i))), metadata: [:],
+            timeout: .seconds(10)
+          ) { result in
+            let size = (try? result.get().message).flatMap { try? Grpc_Testing_SimpleResponse(serializedBytes: $0) }
+              .map { $0.payload?.body.count ?? 0 } ?? -1
+            sizes.withLockedValue { $0.append(size) }
+            if i == 99 { done.resume() } else { call(i + 1) }
+          }
+        }
+        call(0)
+      }
+      #expect(sizes.withLockedValue { $0 } == (0..<100).map { $0 % 5 == 4 ? -1 : $0 })
+    }
+  }
+
   @Test("cancelling the calling task cancels the call on both sides")
   func cancellation() async throws {
     let service = TestDouble()

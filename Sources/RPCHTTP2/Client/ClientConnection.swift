@@ -179,24 +179,36 @@ final class ClientConnection: Sendable {
   /// Starts a unary call whose `completion` gets the whole response, on the
   /// connection's event loop: no task, no continuation. Returns `false`
   /// (without calling `completion`) when the slot is not connected.
+  ///
+  /// Called on that event loop (a call started from the completion of the
+  /// one before), it starts at once, without a hop; `completion` still never
+  /// runs before this returns.
   func startUnary(
     _ descriptor: MethodDescriptor, metadata: Metadata, deadline: ContinuousClock.Instant?, request: FramedMessage,
     completion: @escaping @Sendable (Result<SingleResponse, RPCError>) -> Void
   ) -> Bool {
     guard case .ready(let channel, let handler) = state else { return false }
     let maxLength = configuration.maxReceiveMessageLength
-    channel.eventLoop.execute {
+    let eventLoop = channel.eventLoop
+    @Sendable func start(inline: Bool) {
       let handler = handler.value
       let stream = HTTP2ClientStream(
-        eventLoop: channel.eventLoop, descriptor: descriptor, connection: handler, maxMessageLength: maxLength)
+        eventLoop: eventLoop, descriptor: descriptor, connection: handler, maxMessageLength: maxLength)
       stream.onEnd = completion
       do throws(RPCError) {
         try handler.start(stream, metadata: metadata, deadline: deadline)
         handler.enqueueWhole(request.bytes, on: stream)
       } catch {
         stream.onEnd = nil
-        completion(.failure(error))
+        // Told later when started inline: a caller that starts its next call
+        // from the completion must not recurse through a failing connection.
+        if inline { eventLoop.execute { completion(.failure(error)) } } else { completion(.failure(error)) }
       }
+    }
+    if eventLoop.inEventLoop {
+      start(inline: true)
+    } else {
+      eventLoop.execute { start(inline: false) }
     }
     return true
   }

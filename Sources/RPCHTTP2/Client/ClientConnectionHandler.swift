@@ -25,8 +25,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private let logger: Logger
   private let onEvent: @Sendable (Event) -> Void
 
-  private var session: HTTP2Session?
+  private var session: HTTP2Session? {
+    didSet { unretainedSession = session.map { Unmanaged.passUnretained($0) } }
+  }
+  /// `session`, for the calls of every stream: used through
+  /// ``withSession(_:)``, it costs no reference count. The handler releases
+  /// the session only at teardown, never from inside one of its callbacks.
+  private var unretainedSession: Unmanaged<HTTP2Session>?
   private var context: ChannelHandlerContext?
+  /// Whether the channel is connected (kept here: every call asks).
+  private var channelIsActive = false
   private var streams: [HTTP2ClientStream] = []
   private var goAwayReceived = false
   private var closing = false
@@ -49,8 +57,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Whether new calls may start here.
   var acceptsStreams: Bool {
-    guard let session, let context, context.channel.isActive else { return false }
-    return !goAwayReceived && session.canOpenStream
+    guard channelIsActive, !goAwayReceived, let unretainedSession else { return false }
+    return unretainedSession._withUnsafeGuaranteedRef { $0.canOpenStream }
   }
 
   // MARK: - Channel events
@@ -69,15 +77,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       context.close(promise: nil)
     }
     lastReadNanos = ServerConnectionHandler.nowNanos()
+    channelIsActive = context.channel.isActive
     scheduleKeepalive()
   }
 
   func channelActive(context: ChannelHandlerContext) {
+    channelIsActive = true
     flush()
     context.fireChannelActive()
   }
 
   func channelInactive(context: ChannelHandlerContext) {
+    channelIsActive = false
     tearDown()
     context.fireChannelInactive()
   }
@@ -152,7 +163,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Sends the request headers of `stream`.
   func start(_ stream: HTTP2ClientStream, metadata: Metadata, deadline: ContinuousClock.Instant?) throws(RPCError) {
-    guard let session, acceptsStreams else {
+    guard acceptsStreams, let session = unretainedSession else {
       var error = RPCError(code: .unavailable, message: "the connection to \(authority) is closing")
       error.transportFailure = .refusedBeforeProcessing
       throw error
@@ -174,7 +185,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     headers.add(metadata)
     let pointer = Unmanaged.passRetained(stream).toOpaque()
     do {
-      stream.id = try session.submitRequest(headers: headers, streamUserData: pointer)
+      stream.id = try session._withUnsafeGuaranteedRef {
+        try $0.submitRequest(headers: headers, streamUserData: pointer)
+      }
     } catch {
       Unmanaged<HTTP2ClientStream>.fromOpaque(pointer).release()
       var rpcError = RPCError(code: .unavailable, message: "cannot start a stream to \(authority): \(error)")
@@ -220,12 +233,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// Queues a call's whole request (one message and the end of the request)
   /// right after its headers; nothing waits on it.
   func enqueueWhole(_ bytes: [UInt8], on stream: HTTP2ClientStream) {
-    guard !stream.ended, !stream.requestEnded, let session else { return }
-    stream.outbound.append(bytes)
-    stream.requestEnded = true
-    if stream.dataDeferred {
-      stream.dataDeferred = false
-      session.resumeData(stream: stream.id)
+    guard !stream.ended, !stream.requestEnded else { return }
+    withSession { session in
+      stream.outbound.append(bytes)
+      stream.requestEnded = true
+      if stream.dataDeferred {
+        stream.dataDeferred = false
+        session.resumeData(stream: stream.id)
+      }
     }
     scheduleFlush()
   }
@@ -261,29 +276,46 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   // MARK: - HTTP2SessionDelegate
 
-  private func stream(_ id: Int32) -> HTTP2ClientStream? {
-    guard let pointer = session?.streamUserData(id) else { return nil }
-    return Unmanaged<HTTP2ClientStream>.fromOpaque(pointer).takeUnretainedValue()
+  /// Runs `body` with the session, if it is open, without retaining it.
+  @inline(__always)
+  private func withSession(_ body: (HTTP2Session) -> Void) {
+    unretainedSession?._withUnsafeGuaranteedRef(body)
+  }
+
+  /// Runs `body` with the stream `id`, if open, without retaining it or the
+  /// session: the session owns the stream until `sessionStreamClosed`, which
+  /// nghttp2 never calls while `body` runs.
+  @inline(__always)
+  private func withStream(_ id: Int32, _ body: (HTTP2ClientStream, HTTP2Session) -> Void) {
+    withSession { session in
+      guard let pointer = session.streamUserData(id) else { return }
+      Unmanaged<HTTP2ClientStream>.fromOpaque(pointer)._withUnsafeGuaranteedRef { body($0, session) }
+    }
   }
 
   func sessionBeginHeaders(stream id: Int32, kind: HeadersKind) {
-    stream(id)?.head = ResponseHead()
+    withStream(id) { stream, _ in stream.head = ResponseHead() }
   }
 
   func sessionHeader(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
-    stream(id)?.head.add(name: name, value: value)
+    withStream(id) { stream, _ in stream.head.add(name: name, value: value) }
     return true
   }
 
   func sessionHeadersComplete(stream id: Int32, kind: HeadersKind, endStream: Bool) {
-    guard let stream = stream(id), !stream.ended else { return }
+    withStream(id) { stream, session in headersComplete(stream, endStream: endStream, session) }
+  }
+
+  private func headersComplete(_ stream: HTTP2ClientStream, endStream: Bool, _ session: HTTP2Session) {
+    guard !stream.ended else { return }
+    let id = stream.id
     let head = stream.head
     if let status = head.httpStatus, (100..<200).contains(status) { return }  // informational
     if !stream.receivedHeadersBlock {
       stream.receivedHeadersBlock = true
       if let error = head.responseError(), head.httpStatus != 200 || !endStream {
         stream.deliverEnd(.failure(error), trailers: head.metadata)
-        if !endStream { session?.resetStream(id, errorCode: .cancel) }
+        if !endStream { session.resetStream(id, errorCode: .cancel) }
         return
       }
       if endStream {
@@ -303,8 +335,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func sessionData(stream id: Int32, bytes: UnsafeRawBufferPointer) {
-    guard let session else { return }
-    guard let stream = stream(id), !stream.ended else {
+    withSession { session in
+      guard let pointer = session.streamUserData(id) else {
+        session.consume(stream: id, bytes: bytes.count)
+        return
+      }
+      Unmanaged<HTTP2ClientStream>.fromOpaque(pointer)._withUnsafeGuaranteedRef { received(bytes, on: $0, session) }
+    }
+  }
+
+  private func received(_ bytes: UnsafeRawBufferPointer, on stream: HTTP2ClientStream, _ session: HTTP2Session) {
+    let id = stream.id
+    guard !stream.ended else {
       session.consume(stream: id, bytes: bytes.count)
       return
     }
@@ -329,16 +371,24 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func sessionEndStream(stream id: Int32) {
-    guard let stream = stream(id), !stream.ended else { return }
-    stream.deliverEnd(
-      .failure(RPCError(code: .internal, message: "the server ended the stream without trailers")), trailers: [:])
+    withStream(id) { stream, _ in
+      guard !stream.ended else { return }
+      stream.deliverEnd(
+        .failure(RPCError(code: .internal, message: "the server ended the stream without trailers")), trailers: [:])
+    }
   }
 
   func sessionStreamClosed(stream id: Int32, errorCode: UInt32) {
-    guard let session, let pointer = session.streamUserData(id) else { return }
-    session.setStreamUserData(id, nil)
+    withSession { session in
+      guard let pointer = session.streamUserData(id) else { return }
+      session.setStreamUserData(id, nil)
+      closed(Unmanaged<HTTP2ClientStream>.fromOpaque(pointer), errorCode: errorCode)
+    }
+  }
+
+  private func closed(_ retained: Unmanaged<HTTP2ClientStream>, errorCode: UInt32) {
     // Balances the passRetained of start(_:metadata:deadline:).
-    let stream = Unmanaged<HTTP2ClientStream>.fromOpaque(pointer).takeRetainedValue()
+    let stream = retained.takeRetainedValue()
     if !stream.ended {
       var error: RPCError
       switch errorCode {
@@ -373,7 +423,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   func sessionReadData(stream id: Int32, source: UnsafeMutableRawPointer?, maxLength: Int) -> OutboundData {
     guard let source else { return .resetStream }
     // The source is the stream object, retained as the stream's user data until it closes.
-    let stream = Unmanaged<HTTP2ClientStream>.fromOpaque(source).takeUnretainedValue()
+    return Unmanaged<HTTP2ClientStream>.fromOpaque(source)._withUnsafeGuaranteedRef { stream in
+      readData(stream, maxLength: maxLength)
+    }
+  }
+
+  private func readData(_ stream: HTTP2ClientStream, maxLength: Int) -> OutboundData {
     let count = min(maxLength, stream.outbound.byteCount)
     if stream.requestEnded, count == stream.outbound.byteCount {
       return .endStream(count: count)
@@ -387,7 +442,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   func sessionWriteData(stream id: Int32, source: UnsafeMutableRawPointer?, length: Int, into output: FrameOutput) {
     guard let source else { return }
-    let stream = Unmanaged<HTTP2ClientStream>.fromOpaque(source).takeUnretainedValue()
+    Unmanaged<HTTP2ClientStream>.fromOpaque(source)._withUnsafeGuaranteedRef { write(length, of: $0, into: output) }
+  }
+
+  private func write(_ length: Int, of stream: HTTP2ClientStream, into output: FrameOutput) {
     stream.outbound.write(length, into: output)
     if !stream.sendWaiters.isEmpty, stream.outbound.byteCount <= HTTP2ClientStream.outboundHighWater / 2 {
       let waiters = stream.sendWaiters
