@@ -26,12 +26,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private let onEvent: @Sendable (Event) -> Void
 
   private var session: HTTP2Session? {
-    didSet { unretainedSession = session.map { Unmanaged.passUnretained($0) } }
+    didSet { unretained = UnretainedSession(session) }
   }
-  /// `session`, for the calls of every stream: used through
-  /// ``withSession(_:)``, it costs no reference count. The handler releases
-  /// the session only at teardown, never from inside one of its callbacks.
-  private var unretainedSession: Unmanaged<HTTP2Session>?
+  /// `session`, for the calls of every stream, without reference counts.
+  private var unretained = UnretainedSession(nil)
   private var context: ChannelHandlerContext?
   /// Whether the channel is connected (kept here: every call asks).
   private var channelIsActive = false
@@ -57,8 +55,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Whether new calls may start here.
   var acceptsStreams: Bool {
-    guard channelIsActive, !goAwayReceived, let unretainedSession else { return false }
-    return unretainedSession._withUnsafeGuaranteedRef { $0.canOpenStream }
+    guard channelIsActive, !goAwayReceived else { return false }
+    return unretained.with { $0.canOpenStream } ?? false
   }
 
   // MARK: - Channel events
@@ -163,7 +161,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Sends the request headers of `stream`.
   func start(_ stream: HTTP2ClientStream, metadata: Metadata, deadline: ContinuousClock.Instant?) throws(RPCError) {
-    guard acceptsStreams, let session = unretainedSession else {
+    guard acceptsStreams else {
       var error = RPCError(code: .unavailable, message: "the connection to \(authority) is closing")
       error.transportFailure = .refusedBeforeProcessing
       throw error
@@ -185,9 +183,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     headers.add(metadata)
     let pointer = Unmanaged.passRetained(stream).toOpaque()
     do {
-      stream.id = try session._withUnsafeGuaranteedRef {
-        try $0.submitRequest(headers: headers, streamUserData: pointer)
+      guard let id = try unretained.with({ try $0.submitRequest(headers: headers, streamUserData: pointer) }) else {
+        throw RPCError(code: .unavailable, message: "the connection is closed")
       }
+      stream.id = id
     } catch {
       Unmanaged<HTTP2ClientStream>.fromOpaque(pointer).release()
       var rpcError = RPCError(code: .unavailable, message: "cannot start a stream to \(authority): \(error)")
@@ -234,7 +233,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   /// right after its headers; nothing waits on it.
   func enqueueWhole(_ bytes: [UInt8], on stream: HTTP2ClientStream) {
     guard !stream.ended, !stream.requestEnded else { return }
-    withSession { session in
+    unretained.with { session in
       stream.outbound.append(bytes)
       stream.requestEnded = true
       if stream.dataDeferred {
@@ -276,21 +275,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   // MARK: - HTTP2SessionDelegate
 
-  /// Runs `body` with the session, if it is open, without retaining it.
-  @inline(__always)
-  private func withSession(_ body: (HTTP2Session) -> Void) {
-    unretainedSession?._withUnsafeGuaranteedRef(body)
-  }
-
-  /// Runs `body` with the stream `id`, if open, without retaining it or the
-  /// session: the session owns the stream until `sessionStreamClosed`, which
-  /// nghttp2 never calls while `body` runs.
+  /// Runs `body` with the stream `id` and the session, if the stream is open.
   @inline(__always)
   private func withStream(_ id: Int32, _ body: (HTTP2ClientStream, HTTP2Session) -> Void) {
-    withSession { session in
-      guard let pointer = session.streamUserData(id) else { return }
-      Unmanaged<HTTP2ClientStream>.fromOpaque(pointer)._withUnsafeGuaranteedRef { body($0, session) }
-    }
+    unretained.withStream(id, as: HTTP2ClientStream.self, body)
   }
 
   func sessionBeginHeaders(stream id: Int32, kind: HeadersKind) {
@@ -335,7 +323,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func sessionData(stream id: Int32, bytes: UnsafeRawBufferPointer) {
-    withSession { session in
+    unretained.with { session in
       guard let pointer = session.streamUserData(id) else {
         session.consume(stream: id, bytes: bytes.count)
         return
@@ -379,7 +367,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func sessionStreamClosed(stream id: Int32, errorCode: UInt32) {
-    withSession { session in
+    unretained.with { session in
       guard let pointer = session.streamUserData(id) else { return }
       session.setStreamUserData(id, nil)
       closed(Unmanaged<HTTP2ClientStream>.fromOpaque(pointer), errorCode: errorCode)

@@ -22,12 +22,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private let onClose: @Sendable (ObjectIdentifier) -> Void
 
   private var session: HTTP2Session? {
-    didSet { unretainedSession = session.map { Unmanaged.passUnretained($0) } }
+    didSet { unretained = UnretainedSession(session) }
   }
-  /// `session`, for the calls of every stream: used through
-  /// ``withSession(_:)``, it costs no reference count. The handler releases
-  /// the session only at teardown, never from inside one of its callbacks.
-  private var unretainedSession: Unmanaged<HTTP2Session>?
+  /// `session`, for the calls of every stream, without reference counts.
+  private var unretained = UnretainedSession(nil)
   private var context: ChannelHandlerContext?
   private var peer = "unknown"
 
@@ -195,7 +193,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   func sessionBeginHeaders(stream id: Int32, kind: HeadersKind) {
     guard kind == .request else { return }
-    withSession { session in beginRequest(id, session) }
+    unretained.with { session in beginRequest(id, session) }
   }
 
   private func beginRequest(_ id: Int32, _ session: HTTP2Session) {
@@ -230,7 +228,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func sessionData(stream id: Int32, bytes: UnsafeRawBufferPointer) {
-    withSession { session in
+    unretained.with { session in
       guard let pointer = session.streamUserData(id) else {
         session.consume(stream: id, bytes: bytes.count)
         return
@@ -288,7 +286,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func sessionStreamClosed(stream id: Int32, errorCode: UInt32) {
-    withSession { session in
+    unretained.with { session in
       guard let pointer = session.streamUserData(id) else { return }
       session.setStreamUserData(id, nil)
       closed(Unmanaged<ServerStream>.fromOpaque(pointer), errorCode: errorCode)
@@ -314,21 +312,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     remove(stream)
   }
 
-  /// Runs `body` with the session, if it is open, without retaining it.
-  @inline(__always)
-  private func withSession(_ body: (HTTP2Session) -> Void) {
-    unretainedSession?._withUnsafeGuaranteedRef(body)
-  }
-
-  /// Runs `body` with the stream `id`, if open, without retaining it or the
-  /// session: the session owns the stream until `sessionStreamClosed`, which
-  /// nghttp2 never calls while `body` runs.
+  /// Runs `body` with the stream `id` and the session, if the stream is open.
   @inline(__always)
   private func withStream(_ id: Int32, _ body: (ServerStream, HTTP2Session) -> Void) {
-    withSession { session in
-      guard let pointer = session.streamUserData(id) else { return }
-      Unmanaged<ServerStream>.fromOpaque(pointer)._withUnsafeGuaranteedRef { body($0, session) }
-    }
+    unretained.withStream(id, as: ServerStream.self, body)
   }
 
   private func remove(_ stream: ServerStream) {
@@ -551,7 +538,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Answers with one message and an OK status.
   private func respond(_ stream: ServerStream, message: FramedMessage) {
-    withSession { respond(stream, message: message, on: $0) }
+    unretained.with { respond(stream, message: message, on: $0) }
   }
 
   private func respond(_ stream: ServerStream, message: FramedMessage, on session: HTTP2Session) {
@@ -764,13 +751,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   // MARK: - HTTP2SessionDelegate: response data
 
   func sessionReadData(stream id: Int32, source: UnsafeMutableRawPointer?, maxLength: Int) -> OutboundData {
-    guard let source, let session = unretainedSession else { return .resetStream }
+    guard let source else { return .resetStream }
     // The source is the stream's own pointer, retained by the session until the stream closes.
-    return session._withUnsafeGuaranteedRef { session in
+    return unretained.with { session in
       Unmanaged<ServerStream>.fromOpaque(source)._withUnsafeGuaranteedRef { stream in
         readData(stream, session: session, maxLength: maxLength)
       }
-    }
+    } ?? .resetStream
   }
 
   private func readData(_ stream: ServerStream, session: HTTP2Session, maxLength: Int) -> OutboundData {
