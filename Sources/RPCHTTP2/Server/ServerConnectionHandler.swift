@@ -562,7 +562,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Ends a call with OK (`error == nil`) or an error, after the messages queued.
   private func finishWithStatus(_ stream: ServerStream, _ error: RPCError?) {
-    guard let session else { return }
+    unretained.with { finishWithStatus(stream, error, on: $0) }
+  }
+
+  private func finishWithStatus(_ stream: ServerStream, _ error: RPCError?, on session: HTTP2Session) {
     markFinished(stream, code: error?.code ?? .ok)
     if stream.headersSent {
       stream.pendingTrailers = trailers(custom: stream.context?.trailers ?? Metadata(), error: error)
@@ -600,7 +603,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
 
   /// Answers a request that never reached a handler.
   private func reject(_ stream: ServerStream, _ rejection: RequestHead.Rejection) {
-    guard let session else { return }
+    unretained.with { reject(stream, rejection, on: $0) }
+  }
+
+  private func reject(_ stream: ServerStream, _ rejection: RequestHead.Rejection, on session: HTTP2Session) {
     markFinished(stream, code: rejection.error.code)
     stream.headersSent = true
     var block = GRPCHeaders.trailersOnly(
@@ -708,7 +714,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private func resume(_ stream: ServerStream) {
     if stream.dataDeferred {
       stream.dataDeferred = false
-      session?.resumeData(stream: stream.id)
+      unretained.with { $0.resumeData(stream: stream.id) }
     }
   }
 
@@ -737,7 +743,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
       stream.reader = nil
       stream.inboundBytes -= message.count
       if stream.unconsumedBytes > 0, stream.inboundBytes < ServerStream.inboundHighWater {
-        session?.consumeStream(stream.id, bytes: stream.unconsumedBytes)
+        unretained.with { $0.consumeStream(stream.id, bytes: stream.unconsumedBytes) }
         stream.unconsumedBytes = 0
         scheduleFlush()
       }
@@ -902,7 +908,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     guard closeAfterFlush || (shutdown == .draining && openStreams.isEmpty) else { return }
     guard let context, context.channel.isActive, !closing else { return }
     // Not writable yet: flush runs again when it is.
-    if let session, session.wantsWrite { return }
+    if unretained.with({ $0.wantsWrite }) == true { return }
     closing = true
     ConnectionIO.closeAfterPendingWrites(context)
   }
