@@ -118,10 +118,23 @@ public struct Metadata: Hashable, Sendable, ExpressibleByDictionaryLiteral {
   }
 
   private static func normalize(_ key: String) -> String {
-    for byte in key.utf8 where byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") {
-      return key.lowercased()
+    let hasUpper = allUTF8(key) { $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") } == false
+    return hasUpper ? key.lowercased() : key
+  }
+
+  /// Whether every UTF-8 byte of `text` satisfies `test`: over the string's
+  /// contiguous bytes when it has them (native strings do), which is several
+  /// times faster than the generic UTF-8 view iterator. Keys and values of
+  /// every call sent pass through here.
+  @inline(__always)
+  static func allUTF8(_ text: String, _ test: (UInt8) -> Bool) -> Bool {
+    if let result = text.utf8.withContiguousStorageIfAvailable({ bytes in
+      for byte in bytes where !test(byte) { return false }
+      return true
+    }) {
+      return result
     }
-    return key
+    return text.utf8.allSatisfy(test)
   }
 }
 
@@ -148,7 +161,7 @@ extension Metadata {
     // strings costs the runtime ~80 instructions).
     let utf8 = key.utf8
     guard !utf8.isEmpty,
-      utf8.allSatisfy({ c in
+      allUTF8(key, { c in
         (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
           || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") || c == UInt8(ascii: ".")
       }),
@@ -175,9 +188,7 @@ extension Metadata {
       case .string(let s): return Base64.encode(Array(s.utf8), padded: false)
       }
     }
-    guard case .string(let s) = value,
-      s.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E })
-    else { return nil }
+    guard case .string(let s) = value, allUTF8(s, { $0 >= 0x20 && $0 <= 0x7E }) else { return nil }
     return s
   }
 

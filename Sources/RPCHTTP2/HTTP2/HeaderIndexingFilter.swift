@@ -23,11 +23,9 @@ struct HeaderIndexingFilter {
 
   /// Whether `value` under `name` was sent recently; it is remembered either way.
   mutating func admits(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
-    // FNV-1a over the name, a separator and the value.
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in name { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-    hash = (hash ^ 0xff) &* 0x100_0000_01b3
-    for byte in value { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+    // The name, then the value, eight bytes at a time (a call's dynamic
+    // headers pass here on every request a client sends).
+    var hash = value.multiplicativeHash(seed: name.multiplicativeHash())
     hash |= 1  // 0 marks an empty slot
     let slot = Int(truncatingIfNeeded: hash >> 40) & (recent.count - 1)
     if recent[slot] == hash { return true }
