@@ -118,8 +118,8 @@ public struct Metadata: Hashable, Sendable, ExpressibleByDictionaryLiteral {
   }
 
   private static func normalize(_ key: String) -> String {
-    let hasUpper = allUTF8(key) { $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") } == false
-    return hasUpper ? key.lowercased() : key
+    let noUpperCase = allUTF8(key) { $0 < UInt8(ascii: "A") || $0 > UInt8(ascii: "Z") }
+    return noUpperCase ? key : key.lowercased()
   }
 
   /// Whether every UTF-8 byte of `text` satisfies `test`: over the string's

@@ -75,6 +75,7 @@ final class RouteTable: Sendable {
   /// The number of methods.
   var count: Int { entries.count }
 
+  /// A path's hash; the table's buckets take its low bits.
   private static func hash(_ bytes: UnsafeRawBufferPointer) -> Int {
     Int(truncatingIfNeeded: bytes.multiplicativeHash() >> 1)
   }
