@@ -282,7 +282,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   func sessionBeginHeaders(stream id: Int32, kind: HeadersKind) {
-    withStream(id) { stream, _ in stream.head = ResponseHead() }
+    withStream(id) { stream, _ in
+      // A stream's head starts empty: cleared for the trailers, or for the
+      // response after an informational (1xx) one, not for every response.
+      if kind == .trailers || stream.head.httpStatus != nil { stream.head = ResponseHead() }
+    }
   }
 
   func sessionHeader(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
