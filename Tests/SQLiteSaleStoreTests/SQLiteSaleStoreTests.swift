@@ -25,6 +25,13 @@ struct SQLiteSaleStoreTests {
     TemporaryDirectory.shared.file("sqlite-\(UInt64.random(in: 0 ... .max)).db")
   }
 
+  @Test("SQLite keeps no memory statistics, which cost a process-wide mutex per allocation")
+  func noMemoryStatistics() async throws {
+    let store = try SQLiteSaleStore(path: freshPath())
+    _ = try await store.sales(limit: 10, before: nil)
+    #expect(SQLiteConnection.memoryUsedAsCounted == 0)
+  }
+
   @Test("holds and idempotency keys survive reopening the file")
   func reopen() async throws {
     let path = freshPath()

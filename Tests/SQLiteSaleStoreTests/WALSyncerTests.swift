@@ -8,13 +8,6 @@ import Testing
 /// writes in flight together share flushes.
 @Suite("WAL syncer")
 struct WALSyncerTests {
-  @Test("SQLite keeps no memory statistics, which cost a process-wide mutex per allocation")
-  func noMemoryStatistics() async throws {
-    let store = try SQLiteSaleStore(path: TemporaryDirectory.shared.file("stats-\(UInt64.random(in: 0 ... .max)).db"))
-    _ = try await store.sales(limit: 10, before: nil)
-    #expect(SQLiteConnection.memoryUsedAsCounted == 0)
-  }
-
   @Test("concurrent claims each return after a flush, and share flushes")
   func grouping() async throws {
     let clock = ManualClock()

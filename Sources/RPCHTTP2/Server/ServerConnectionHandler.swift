@@ -294,13 +294,12 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   private func closed(_ retained: Unmanaged<ServerStream>, errorCode: UInt32) {
-    let id = retained._withUnsafeGuaranteedRef { $0.id }
-    if id == headerStreamID {  // closed inside its header block: drop the unretained reference
+    // Balances the passRetained of sessionBeginHeaders.
+    let stream = retained.takeRetainedValue()
+    if stream.id == headerStreamID {  // closed inside its header block: drop the unretained reference
       headerStream = nil
       headerStreamID = 0
     }
-    // Balances the passRetained of sessionBeginHeaders.
-    let stream = retained.takeRetainedValue()
     if stream.phase != .finished {
       // The peer reset the stream, or the connection is going away.
       let reason =
