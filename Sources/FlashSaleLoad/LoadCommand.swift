@@ -44,6 +44,14 @@ struct LoadCommand: AsyncParsableCommand {
   @Option(help: "A prefix for user ids and keys (default: random), so that runs do not collide.")
   var runID: String = String(UInt32.random(in: 0 ... .max), radix: 36)
 
+  @Flag(
+    name: .customLong("scattered-ids"),
+    help: """
+      Scatter user ids and keys over their whole range, as real buyers and UUID keys arrive \
+      (default: numbered in call order, which a store's indexes take as appends).
+      """)
+  var scatteredIDs = false
+
   func run() async throws {
     guard let target = RPCClientConfiguration.Target(target) else {
       throw ValidationError("--target must be host:port")
@@ -72,7 +80,7 @@ struct LoadCommand: AsyncParsableCommand {
     guard !saleID.isEmpty else { throw ValidationError("--sale or --create-sale is needed") }
 
     let driver = LoadDriver(
-      client: client, saleID: saleID, runID: runID, serviceToken: token,
+      client: client, saleID: saleID, runID: runID, scattered: scatteredIDs, serviceToken: token,
       end: ContinuousClock.now + .milliseconds(Int64(duration * 1000)))
     let start = ContinuousClock.now
     await driver.run(concurrency: max(1, concurrency))
@@ -99,16 +107,21 @@ final class LoadDriver: Sendable {
   private let client: RPCClient
   private let saleID: String
   private let runID: String
+  private let scattered: Bool
   private let serviceToken: String
   private let end: ContinuousClock.Instant
   private let counter = Atomic<Int>(0)
   private let running = Atomic<Int>(0)
   private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
 
-  init(client: RPCClient, saleID: String, runID: String, serviceToken: String, end: ContinuousClock.Instant) {
+  init(
+    client: RPCClient, saleID: String, runID: String, scattered: Bool, serviceToken: String,
+    end: ContinuousClock.Instant
+  ) {
     self.client = client
     self.saleID = saleID
     self.runID = runID
+    self.scattered = scattered
     self.serviceToken = serviceToken
     self.end = end
   }
@@ -122,6 +135,21 @@ final class LoadDriver: Sendable {
     }
   }
 
+  /// The user and key of call `n`: numbered, or scattered by a bijection of
+  /// `n` (splitmix64's finalizer), so that they stay distinct.
+  private func identifiers(_ n: Int) -> (user: String, key: String) {
+    guard scattered else { return ("u-\(runID)-\(n)", "k-\(runID)-\(n)") }
+    func scatter(_ value: UInt64) -> String {
+      var z = value &+ 0x9E37_79B9_7F4A_7C15
+      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+      let hex = String(z ^ (z >> 31), radix: 16)
+      return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+    let n = UInt64(n)
+    return ("u-\(runID)-\(scatter(n))", "k-\(runID)-\(scatter(n ^ 0x5555_5555_5555_5555))\(scatter(n))")
+  }
+
   private func next() {
     guard ContinuousClock.now < end else {
       if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
@@ -131,8 +159,9 @@ final class LoadDriver: Sendable {
     }
     let n = counter.add(1, ordering: .relaxed).newValue
     var metadata = Metadata()
-    CallerIdentity(userID: "u-\(runID)-\(n)").apply(to: &metadata, serviceToken: serviceToken)
-    let request = FramedMessage(BookRequest(saleID: saleID, idempotencyKey: "k-\(runID)-\(n)"))
+    let (user, key) = identifiers(n)
+    CallerIdentity(userID: user).apply(to: &metadata, serviceToken: serviceToken)
+    let request = FramedMessage(BookRequest(saleID: saleID, idempotencyKey: key))
     let began = ContinuousClock.now
     client.unary(Booking.Method.book, request: request, metadata: metadata, timeout: .seconds(30)) { result in
       let outcome: String

@@ -6,13 +6,9 @@ import SQLiteSupport
 /// transaction.
 final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial queue at a time
   let connection: SQLiteConnection
-
-  /// A reader beside the writer: in WAL mode it reads the last commit
-  /// without waiting for the writer.
-  init(readerOf path: String) throws {
-    connection = try SQLiteConnection(path: path, mode: .readOnly)
-    try connection.execute("PRAGMA busy_timeout = 5000")
-  }
+  /// Where each idempotency key's and each buyer's bookings are (the file
+  /// does not index them; see ``SQLiteClaimIndex``).
+  private(set) var claimIndex: SQLiteClaimIndex
 
   init(path: String, maximumFileSize: Int64?) throws {
     connection = try SQLiteConnection(path: path)
@@ -39,6 +35,7 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
     // less per hold.
     try connection.execute("PRAGMA cache_size = -16384")
     try SQLiteSaleSchema.migrate(connection)
+    claimIndex = try SQLiteClaimIndex.load(connection)
     if let maximumFileSize {
       let pageSize = try connection.pragmaInteger("page_size")
       let current = try connection.pragmaInteger("page_count")
@@ -159,6 +156,17 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
   }
 
   func claim(_ requests: [ClaimRequest], now: Timestamp) throws -> [ClaimOutcome] {
+    do {
+      let outcomes = try claimInTransaction(requests, now: now)
+      claimIndex.commit()
+      return outcomes
+    } catch {
+      claimIndex.rollBack()
+      throw error
+    }
+  }
+
+  private func claimInTransaction(_ requests: [ClaimRequest], now: Timestamp) throws -> [ClaimOutcome] {
     try connection.transaction {
       var tallies: [SaleID: SaleTally] = [:]
       var outcomes: [ClaimOutcome] = []
@@ -183,23 +191,18 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
       ?? claimCarefully(request, now: now, tallies: &tallies)
   }
 
-  /// The rush's way: an open sale with a unit to give, and one INSERT in the
-  /// user's first slot. Its unique indexes refuse a key used before and a
-  /// user whose first slot is taken. Nil for that and for everything else:
-  /// the careful way finds out what the claim is.
+  /// The rush's way: a key never seen, a user without a booking in the
+  /// sale, an open sale with a unit to give: one INSERT. Nil for everything
+  /// else: the careful way finds out what the claim is.
   private func claimInFirstSlot(_ request: ClaimRequest, now: Timestamp, tallies: inout [SaleID: SaleTally]) throws
     -> ClaimOutcome?
   {
-    guard var tally = try tally(request.saleID, cachedIn: &tallies), tally.sale.state(at: now) == .active,
+    guard !claimIndex.mayHaveBooking(key: request.idempotencyKey, sale: request.saleID, user: request.userID),
+      var tally = try tally(request.saleID, cachedIn: &tallies), tally.sale.state(at: now) == .active,
       let unit = try pickUnit(tally)
     else { return nil }
     let booking = hold(request, unit: unit.number, tally: tally, now: now)
-    do {
-      try insert(booking, slot: 0)
-    } catch {
-      guard error.isConstraintViolation else { throw error }
-      return nil
-    }
+    try insert(booking)
     try take(unit, in: &tally)
     tallies[request.saleID] = tally
     return .held(booking, unitsLeft: tally.available)
@@ -227,22 +230,21 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
     } catch {
       return .refused(error)
     }
-    // The user's holds and bookings, each with its slot: the limit counts
-    // them all, and a new hold takes the lowest slot none of them has.
-    let slots = try connection.query(
-      Self.userSlots, .text(request.saleID.rawValue), .text(request.userID.rawValue), row: { $0.optionalInt64(0) })
-    let limit = Int64(tally.sale.definition.perUserLimit)
-    let used = Set(slots.compactMap { $0 })
-    guard Int64(slots.count) < limit, let slot = (0..<limit).first(where: { !used.contains($0) }) else {
+    // The user's holds and bookings in the sale: the limit counts them all.
+    let taken = try claimIndex.rows(sale: request.saleID, user: request.userID).compactMap(booking(row:)).filter {
+      $0.saleID == request.saleID && $0.userID == request.userID && $0.status.takesUnit
+    }
+    let limit = Int(tally.sale.definition.perUserLimit)
+    guard taken.count < limit else {
       return .refused(
         DomainError(
-          .limitReached, "user \(request.userID) already holds or bought \(slots.count) of the \(limit) allowed"))
+          .limitReached, "user \(request.userID) already holds or bought \(taken.count) of the \(limit) allowed"))
     }
     guard let unit = try pickUnit(tally) else {
       return .refused(tally.held > 0 ? DomainError.soldOutForNow : DomainError.soldOut)
     }
     let booking = hold(request, unit: unit.number, tally: tally, now: now)
-    try insert(booking, slot: slot)
+    try insert(booking)
     try take(unit, in: &tally)
     tallies[request.saleID] = tally
     return .held(booking, unitsLeft: tally.available)
@@ -300,21 +302,22 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
       idempotencyKey: request.idempotencyKey, fencingToken: tally.nextToken + 1)
   }
 
-  private func insert(_ booking: Booking, slot: Int64) throws(SQLiteError) {
+  /// Writes a new hold, and notes its key and buyer in the claim index.
+  private func insert(_ booking: Booking) throws(SQLiteError) {
     try connection.run(
       Self.insertHold, .text(booking.id.rawValue), .text(booking.saleID.rawValue), .text(booking.userID.rawValue),
       .integer(booking.unit), .integer(booking.createdAt.nanosecondsSinceEpoch),
       .integer(booking.updatedAt.nanosecondsSinceEpoch), .integer(booking.holdExpiresAt.nanosecondsSinceEpoch),
-      .text(booking.idempotencyKey), .integer(Int64(booking.fencingToken)), .integer(slot))
+      .text(booking.idempotencyKey), .integer(Int64(booking.fencingToken)))
+    claimIndex.add(
+      row: connection.lastInsertedRowID, key: booking.idempotencyKey, sale: booking.saleID, user: booking.userID)
   }
 
   private static let insertHold = """
     INSERT INTO bookings (id, sale_id, user_id, unit, status, created_at, updated_at, hold_expires_at,
-      idempotency_key, fencing_token, user_slot)
-    VALUES (?, ?, ?, ?, 'hold', ?, ?, ?, ?, ?, ?)
+      idempotency_key, fencing_token)
+    VALUES (?, ?, ?, ?, 'hold', ?, ?, ?, ?, ?)
     """
-  private static let userSlots =
-    "SELECT user_slot FROM bookings WHERE sale_id = ? AND user_id = ? AND status IN ('hold', 'booked')"
 
   // MARK: Steps on a booking
 
@@ -335,13 +338,21 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
 
   // The statements of the per-claim path, built once (not per call: the
   // connection caches prepared statements by their text).
-  private static let bookingByKey = "SELECT \(bookingColumns) FROM bookings WHERE idempotency_key = ?"
+  private static let bookingByRowID = "SELECT \(bookingColumns) FROM bookings WHERE rowid = ?"
   private static let bookingByID = "SELECT \(bookingColumns) FROM bookings WHERE id = ?"
   private static let tallyByID =
     "SELECT \(saleColumns), next_fresh_unit, next_token, held, booked, stock_version FROM sales WHERE id = ?"
 
+  /// The booking made with `idempotencyKey`, found through the claim index.
   func booking(idempotencyKey: String) throws -> Booking? {
-    try connection.queryFirst(Self.bookingByKey, .text(idempotencyKey), row: Self.booking)
+    for row in claimIndex.rows(key: idempotencyKey) {
+      if let booking = try booking(row: row), booking.idempotencyKey == idempotencyKey { return booking }
+    }
+    return nil
+  }
+
+  private func booking(row: Int64) throws -> Booking? {
+    try connection.queryFirst(Self.bookingByRowID, .integer(row), row: Self.booking)
   }
 
   func booking(_ id: BookingID) throws -> Booking? {
@@ -483,6 +494,16 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
     var findings = SaleAuditor.findings(
       quantity: quantity, perUserLimit: tally.sale.definition.perUserLimit, bookings: taken,
       storedCounts: UnitCounts(quantity: quantity, available: tally.available, held: tally.held, booked: tally.booked))
+    // Keys are not unique in the file (the writer's claim index keeps them
+    // so): a key of this sale's that made two bookings, in any sale.
+    let reused = try connection.query(
+      """
+      SELECT idempotency_key, count(*), group_concat(id, ', ') FROM bookings
+      WHERE idempotency_key IN (SELECT idempotency_key FROM bookings WHERE sale_id = ?)
+      GROUP BY idempotency_key HAVING count(*) > 1 ORDER BY idempotency_key
+      """, .text(saleID.rawValue)
+    ) { AuditFinding("idempotency key \"\($0.text(0))\" made \($0.int64(1)) bookings: \($0.text(2))") }
+    findings.append(contentsOf: reused)
     // The free lists must not hand out a unit that is taken, or one never issued.
     let takenUnits = Set(taken.map(\.unit))
     let returned = try connection.query(

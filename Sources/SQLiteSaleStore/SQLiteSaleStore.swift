@@ -11,11 +11,9 @@ import SQLiteSupport
 /// the next batch while the disk flushes the last; an operation returns only
 /// once its commit, and every commit the writer made before it, is durable.
 public final class SQLiteSaleStore: SaleStore, Sendable {
-  /// The writer: every write and most reads.
+  /// The writer: every write and every read (idempotency keys are found
+  /// through its claim index, which no other connection has).
   private let writer: SQLiteWorker<SQLiteSaleDatabase>
-  /// A second connection, read only: point reads that must not wait behind
-  /// a commit (WAL lets it read the last commit meanwhile).
-  private let reader: SQLiteWorker<SQLiteSaleDatabase>
   /// Flushes the writer's commits; see ``WALSyncer``.
   private let syncer: WALSyncer
   /// The file.
@@ -43,7 +41,6 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
     self.path = path
     self.syncer = WALSyncer(walPath: database.connection.walFile, label: "flashsale.sqlite-store.sync")
     self.writer = SQLiteWorker(database, label: "flashsale.sqlite-store")
-    self.reader = SQLiteWorker(try SQLiteSaleDatabase(readerOf: path), label: "flashsale.sqlite-store.reader")
   }
 
   /// Runs `body` (a transaction, or a read) on the writer's queue and returns
@@ -77,12 +74,7 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
   public var isSoleWriter: Bool { lock != nil }
 
   public func idempotencyKeyFingerprints() async throws -> Set<UInt64> {
-    let fingerprints = try await reader.run { reader in
-      try reader.connection.query("SELECT idempotency_key FROM bookings") { row in
-        row.withTextBytes(0) { ClaimedKeys.fingerprint($0) }
-      }
-    }
-    return Set(fingerprints)
+    try await writer.run { $0.claimIndex.keyFingerprints }
   }
 
   /// How many times the write-ahead log was flushed (for tests and the benchmark).
@@ -146,21 +138,14 @@ public final class SQLiteSaleStore: SaleStore, Sendable {
   }
 
   public func bookings(idempotencyKeys: [String]) async throws -> [String: Booking] {
-    let found = try await reader.run { reader in
-      // One read transaction for the batch, not one (and its WAL lock) per key.
-      try reader.connection.transaction {
-        var found: [String: Booking] = [:]
-        for key in idempotencyKeys {
-          if let booking = try reader.booking(idempotencyKey: key) { found[key] = booking }
-        }
-        return found
+    // Answered once every commit before the read is durable, as every read.
+    try await run { database in
+      var found: [String: Booking] = [:]
+      for key in idempotencyKeys {
+        if let booking = try database.booking(idempotencyKey: key) { found[key] = booking }
       }
+      return found
     }
-    // The reader may see a commit in the instant before the writer notes it;
-    // a key found here is never answered from this read (it goes the claim's
-    // way, which waits for its own flush), and a key not found needs nothing.
-    try await syncer.waitUntilDurable(syncer.lastCommit)
-    return found
   }
 
   public func counts(_ saleID: SaleID) async throws -> UnitCounts {

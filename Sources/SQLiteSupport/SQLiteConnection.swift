@@ -84,6 +84,9 @@ public final class SQLiteConnection {
   /// tells whether a piece of work wrote anything.
   public var totalChanges: Int64 { sqlite3_total_changes64(handle) }
 
+  /// The rowid of the row the last successful INSERT added.
+  public var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
   deinit {
     statements.removeAll()  // statements finalize before the connection closes
     sqlite3_close_v2(handle)

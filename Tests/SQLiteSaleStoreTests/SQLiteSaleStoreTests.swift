@@ -52,8 +52,8 @@ struct SQLiteSaleStoreTests {
     #expect(try await reopened.counts(sale.id) == UnitCounts(quantity: 5, available: 4, held: 1, booked: 0))
   }
 
-  @Test("a file written before user slots gets them: its holds count against the limit")
-  func migrationToUserSlots() async throws {
+  @Test("a file written by an older schema (unique key and user indexes) migrates: its keys and holds still count")
+  func migrationFromIndexedKeysAndUsers() async throws {
     let path = freshPath()
     var store: SQLiteSaleStore? = try SQLiteSaleStore(path: path)
     let sale = try await store!.createSale(
@@ -65,11 +65,10 @@ struct SQLiteSaleStoreTests {
       Issue.record("no hold: \(outcomes)")
       return
     }
-    // Back to schema version 2, as a build before user slots left the file.
+    // Back to schema version 2, as a build before user slots left the file:
+    // the user index of then; migrations 3 and 4 run again at the next open.
     try await store!.executeUncheckedForTesting(
       """
-      DROP INDEX bookings_user_slots;
-      ALTER TABLE bookings DROP COLUMN user_slot;
       CREATE INDEX bookings_taken_by_user ON bookings (sale_id, user_id) WHERE status IN ('hold', 'booked');
       PRAGMA user_version = 2;
       """)
@@ -77,16 +76,23 @@ struct SQLiteSaleStoreTests {
 
     let migrated = try SQLiteSaleStore(path: path)
     let reader = try SQLiteConnection(path: path, mode: .readOnly)
-    let slots = try reader.query("SELECT user_id, user_slot FROM bookings ORDER BY user_id, user_slot") {
-      "\($0.text(0)):\($0.int64(1))"
+    #expect(try reader.pragmaInteger("user_version") == 4)
+    let indexes = try reader.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'bookings' ORDER BY name") {
+      $0.text(0)
     }
-    #expect(slots == ["a:0", "a:1", "b:0"])
+    #expect(indexes == ["bookings_hold_deadlines", "bookings_one_taker_per_unit", "sqlite_autoindex_bookings_1"])
     guard case .refused(let refusal) = try await migrated.claim([request(sale, user: "a", key: "a3")], now: clock.now())[0]
     else {
       Issue.record("a third hold went past the limit of 2")
       return
     }
     #expect(refusal.reason == .limitReached)
+    guard case .replayed(let replayed, _) = try await migrated.claim([request(sale, user: "b", key: "b1")], now: clock.now())[0]
+    else {
+      Issue.record("a key used before the migration was not recognized")
+      return
+    }
+    #expect(replayed.userID == UserID("b"))
     _ = try await migrated.cancel(first.id, token: first.fencingToken, now: clock.now())
     guard case .held = try await migrated.claim([request(sale, user: "a", key: "a4")], now: clock.now())[0] else {
       Issue.record("the place a cancel freed was not taken")
@@ -114,7 +120,7 @@ struct SQLiteSaleStoreTests {
     #expect(try await store.audit(sale.id) == [])
   }
 
-  @Test("the audit reads the rows: a double hold and a user over the limit written with SQL are named")
+  @Test("the audit reads the rows: a double hold, a user over the limit and a key used twice, written with SQL, are named")
   func auditCatchesCorruption() async throws {
     let store = try SQLiteSaleStore(path: freshPath())
     let sale = try await store.createSale(definition(quantity: 5, perUserLimit: 1), id: SaleID("sale_c"), idempotencyKey: nil, now: clock.now())
@@ -124,17 +130,19 @@ struct SQLiteSaleStoreTests {
     // manual fix would, and write the corruption behind the store's back.
     await #expect(throws: SQLiteError.self) {
       try await store.executeUncheckedForTesting(
-        "INSERT INTO bookings VALUES ('bkg_dup', 'sale_c', 'carol', 0, 'hold', 0, 0, 0, 'c1', 99, NULL, NULL)")
+        "INSERT INTO bookings VALUES ('bkg_dup', 'sale_c', 'carol', 0, 'hold', 0, 0, 0, 'c1', 99, NULL)")
     }
     try await store.executeUncheckedForTesting(
       """
       DROP INDEX bookings_one_taker_per_unit;
-      INSERT INTO bookings VALUES ('bkg_dup', 'sale_c', 'carol', 0, 'hold', 0, 0, 0, 'c1', 99, NULL, NULL);
-      INSERT INTO bookings VALUES ('bkg_over', 'sale_c', 'alice', 3, 'booked', 0, 0, 0, 'a2', 98, NULL, NULL);
+      INSERT INTO bookings VALUES ('bkg_dup', 'sale_c', 'carol', 0, 'hold', 0, 0, 0, 'c1', 99, NULL);
+      INSERT INTO bookings VALUES ('bkg_over', 'sale_c', 'alice', 3, 'booked', 0, 0, 0, 'a2', 98, NULL);
+      INSERT INTO bookings VALUES ('bkg_key', 'sale_c', 'dave', 4, 'released', 0, 0, 0, 'b1', 97, 'cancelled');
       """)
     let findings = try await store.audit(sale.id).map(\.message)
     #expect(findings.contains { $0.contains("unit 0 is taken 2 times") && $0.contains("bkg_dup") })
     #expect(findings.contains { $0.contains("user alice") && $0.contains("bkg_over") })
+    #expect(findings.contains { $0.contains("idempotency key \"b1\" made 2 bookings") && $0.contains("bkg_key") })
     #expect(findings.contains { $0.contains("counters") })
   }
 }

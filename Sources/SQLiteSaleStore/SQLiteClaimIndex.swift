@@ -1,0 +1,152 @@
+import FlashSaleDomain
+import SQLiteSupport
+
+/// Where the bookings of each idempotency key and of each buyer (a user in a
+/// sale) are, kept in memory by the one connection that writes the file.
+///
+/// Idempotency keys and user ids arrive in no order: as unique indexes in the
+/// file, each claim would insert into a random leaf page of two B-trees, and
+/// SQLite's write-ahead log writes every page a transaction touched, whole.
+/// Measured with keys and users scattered as real buyers send them: ~19 KB
+/// written per hold and 22,000 holds/s, against ~1.8 KB and ~88,000/s when
+/// they come in order. The file keeps only indexes whose keys grow with time
+/// (the booking id, the unit, the hold deadline), so that a batch of claims
+/// appends to a few pages, and this index answers "was this key used?" and
+/// "what does this user already hold?" with the rows to read.
+///
+/// It is sound because one process writes the file (`flashsale serve` holds
+/// its lock, see ``SQLiteSaleStore``), and every booking is added here in
+/// the transaction that inserts it, or, at start-up, read from the file.
+/// Entries are 64-bit fingerprints, so a lookup gives candidate rows that
+/// the caller reads and compares exactly: a fingerprint shared by two keys
+/// costs a row read, never a wrong answer. `flashsale audit` checks for keys
+/// used twice and users above their limit, as a check of this code.
+///
+/// About 60 bytes per booking (two dictionary entries).
+struct SQLiteClaimIndex {
+  /// The rows of each idempotency key's fingerprint.
+  private var keys = RowsByFingerprint()
+  /// The rows of each buyer's fingerprint (sale and user).
+  private var buyers = RowsByFingerprint()
+  /// What the running transaction added, to take back if it rolls back.
+  private var added: [(key: UInt64, buyer: UInt64, row: Int64)] = []
+
+  /// The index of the bookings in `connection`'s file.
+  static func load(_ connection: SQLiteConnection) throws -> SQLiteClaimIndex {
+    var index = SQLiteClaimIndex()
+    _ = try connection.query("SELECT rowid, idempotency_key, sale_id, user_id FROM bookings") { row in
+      let key = row.withTextBytes(1) { Self.fingerprint($0) }
+      let buyer = row.withTextBytes(2) { sale in row.withTextBytes(3) { user in Self.fingerprint(sale, user) } }
+      index.keys.add(key, row: row.int64(0))
+      index.buyers.add(buyer, row: row.int64(0))
+    }
+    return index
+  }
+
+  /// The fingerprint of every key (for ``ClaimedKeys``).
+  var keyFingerprints: Set<UInt64> { keys.fingerprints }
+
+  /// Rows that may hold bookings made with `key`: read them and compare.
+  func rows(key: String) -> [Int64] {
+    keys.rows(Self.fingerprint(key))
+  }
+
+  /// Rows that may hold bookings of `user` in `sale`: read them and compare.
+  func rows(sale: SaleID, user: UserID) -> [Int64] {
+    buyers.rows(Self.fingerprint(sale, user))
+  }
+
+  /// Whether `key` may have been used, or `user` may have a booking in
+  /// `sale`: when neither, a claim needs no row read.
+  func mayHaveBooking(key: String, sale: SaleID, user: UserID) -> Bool {
+    keys.contains(Self.fingerprint(key)) || buyers.contains(Self.fingerprint(sale, user))
+  }
+
+  /// Adds the booking at `row`, inserted by the running transaction.
+  mutating func add(row: Int64, key: String, sale: SaleID, user: UserID) {
+    let entry = (key: Self.fingerprint(key), buyer: Self.fingerprint(sale, user), row: row)
+    keys.add(entry.key, row: row)
+    buyers.add(entry.buyer, row: row)
+    added.append(entry)
+  }
+
+  /// The running transaction committed: what it added stays.
+  mutating func commit() {
+    added.removeAll(keepingCapacity: true)
+  }
+
+  /// The running transaction rolled back: what it added goes.
+  mutating func rollBack() {
+    for entry in added.reversed() {
+      keys.remove(entry.key, row: entry.row)
+      buyers.remove(entry.buyer, row: entry.row)
+    }
+    added.removeAll(keepingCapacity: true)
+  }
+
+  // MARK: Fingerprints
+
+  private static func fingerprint(_ key: String) -> UInt64 {
+    ClaimedKeys.fingerprint(key)
+  }
+
+  private static func fingerprint(_ sale: SaleID, _ user: UserID) -> UInt64 {
+    var sale = sale.rawValue
+    var user = user.rawValue
+    return sale.withUTF8 { sale in user.withUTF8 { user in fingerprint(.init(sale), .init(user)) } }
+  }
+
+  /// FNV-1a over the sale's bytes, a zero byte (which no id contains), and
+  /// the user's bytes.
+  private static func fingerprint(_ sale: UnsafeRawBufferPointer, _ user: UnsafeRawBufferPointer) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in sale { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+    hash = (hash ^ 0) &* 0x0000_0100_0000_01b3
+    for byte in user { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+    return hash
+  }
+
+  private static func fingerprint(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    ClaimedKeys.fingerprint(bytes)
+  }
+}
+
+/// Rows by a 64-bit fingerprint: one row inline (almost every fingerprint
+/// has one), more in a side table, so that the common entry allocates nothing.
+private struct RowsByFingerprint {
+  private var first: [UInt64: Int64] = [:]
+  private var more: [UInt64: [Int64]] = [:]
+
+  var fingerprints: Set<UInt64> { Set(first.keys) }
+
+  func contains(_ fingerprint: UInt64) -> Bool {
+    first[fingerprint] != nil
+  }
+
+  func rows(_ fingerprint: UInt64) -> [Int64] {
+    guard let row = first[fingerprint] else { return [] }
+    return [row] + (more[fingerprint] ?? [])
+  }
+
+  mutating func add(_ fingerprint: UInt64, row: Int64) {
+    if first[fingerprint] == nil {
+      first[fingerprint] = row
+    } else {
+      more[fingerprint, default: []].append(row)
+    }
+  }
+
+  mutating func remove(_ fingerprint: UInt64, row: Int64) {
+    if var others = more[fingerprint], let at = others.lastIndex(of: row) {
+      others.remove(at: at)
+      more[fingerprint] = others.isEmpty ? nil : others
+    } else if first[fingerprint] == row {
+      if var others = more[fingerprint], !others.isEmpty {
+        first[fingerprint] = others.removeFirst()
+        more[fingerprint] = others.isEmpty ? nil : others
+      } else {
+        first[fingerprint] = nil
+      }
+    }
+  }
+}
