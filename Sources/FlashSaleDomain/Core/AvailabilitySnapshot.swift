@@ -36,7 +36,12 @@ public struct AvailabilitySnapshot: Hashable, Sendable {
 
   /// The state of `sale` with `counts` at `now`.
   public static func state(of sale: Sale, counts: UnitCounts, at now: Timestamp) -> State {
-    switch sale.state(at: now) {
+    state(of: sale.schedule, counts: counts, at: now)
+  }
+
+  /// The state of a sale on `schedule` with `counts` at `now`.
+  public static func state(of schedule: Sale.Schedule, counts: UnitCounts, at now: Timestamp) -> State {
+    switch schedule.state(at: now) {
     case .scheduled: return .notStarted
     case .paused: return .paused
     case .ended: return .ended

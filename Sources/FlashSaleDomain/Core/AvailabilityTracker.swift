@@ -46,8 +46,31 @@ public final class AvailabilityTracker: Service, Sendable {
     }
   }
 
+  /// What a refusal from memory reads of an entry, kept beside it as
+  /// plain values: copying an ``Entry`` out of the dictionary retains each
+  /// of its sale's strings, which cost the sold-out answer ~10% of its time.
+  private struct Gate {
+    var schedule: Sale.Schedule
+    var counts: UnitCounts
+    /// No unit given back in this process since the last store read.
+    var settled: Bool
+
+    init(_ entry: Entry) {
+      schedule = entry.sale.schedule
+      counts = entry.level.counts
+      settled = entry.returnsNoted == entry.returnsSeen
+    }
+  }
+
   private struct State {
+    /// Change through ``store(_:for:)`` (or keep ``gates`` in step).
     var entries: [SaleID: Entry] = [:]
+    var gates: [SaleID: Gate] = [:]
+
+    mutating func store(_ entry: Entry, for id: SaleID) {
+      entries[id] = entry
+      gates[id] = Gate(entry)
+    }
     var nextWatcherID = 0
     /// Set when ``run()`` ended: new watchers' streams end at once.
     var stopped = false
@@ -108,7 +131,10 @@ public final class AvailabilityTracker: Service, Sendable {
   /// Notes that this process gave units of the sale back to stock: until the
   /// next store read, ``refusalFromMemory(_:)`` makes no refusal for it.
   public func noteReturned(_ saleID: SaleID) {
-    state.withLock { $0.entries[saleID]?.returnsNoted += 1 }
+    state.withLock { state in
+      state.entries[saleID]?.returnsNoted += 1
+      state.gates[saleID]?.settled = false
+    }
   }
 
   /// The refusal a `Book` on the sale would get, when memory can tell: the
@@ -117,8 +143,8 @@ public final class AvailabilityTracker: Service, Sendable {
   public func refusalFromMemory(_ saleID: SaleID) -> DomainError? {
     let now = clock.now()
     return state.withLock { state -> DomainError? in
-      guard let entry = state.entries[saleID], entry.returnsNoted == entry.returnsSeen else { return nil }
-      switch AvailabilitySnapshot.state(of: entry.sale, counts: entry.level.counts, at: now) {
+      guard let gate = state.gates[saleID], gate.settled else { return nil }
+      switch AvailabilitySnapshot.state(of: gate.schedule, counts: gate.counts, at: now) {
       case .available: return nil
       case .notStarted: return DomainError(.saleNotStarted, "sale \(saleID) has not started")
       case .paused: return DomainError(.salePaused, "sale \(saleID) is paused")
@@ -153,7 +179,7 @@ public final class AvailabilityTracker: Service, Sendable {
     let asOf = clock.now()
     state.withLock { state in
       if state.entries[sale.id] == nil {
-        state.entries[sale.id] = Entry(sale: sale, level: level, asOf: asOf, gauges: UnitGauges(sale.id))
+        state.store(Entry(sale: sale, level: level, asOf: asOf, gauges: UnitGauges(sale.id)), for: sale.id)
       }
     }
   }
@@ -181,7 +207,7 @@ public final class AvailabilityTracker: Service, Sendable {
       guard var entry = state.entries[sale.id] else { return }
       entry.sale = sale
       publish(&entry, now: now)
-      state.entries[sale.id] = entry
+      state.store(entry, for: sale.id)
     }
   }
 
@@ -246,7 +272,7 @@ public final class AvailabilityTracker: Service, Sendable {
         entry.asOf = now
         entry.returnsSeen = noted
         publish(&entry, now: now)
-        state.entries[id] = entry
+        state.store(entry, for: id)
         return entry.gauges
       }
       gauges?.record(level.counts)

@@ -87,10 +87,30 @@ public struct Sale: Hashable, Sendable {
 
   /// The state at `now`.
   public func state(at now: Timestamp) -> State {
-    if closedAt != nil || now >= definition.endsAt { return .ended }
-    if now < definition.startsAt { return .scheduled }
-    if pausedAt != nil { return .paused }
-    return .active
+    schedule.state(at: now)
+  }
+
+  /// What the sale's state at any moment depends on: plain values, which
+  /// a hot path can copy without touching the sale's strings.
+  public struct Schedule: Hashable, Sendable {
+    public var startsAt: Timestamp
+    public var endsAt: Timestamp
+    public var isPaused: Bool
+    public var isClosed: Bool
+
+    /// The state at `now`.
+    public func state(at now: Timestamp) -> State {
+      if isClosed || now >= endsAt { return .ended }
+      if now < startsAt { return .scheduled }
+      if isPaused { return .paused }
+      return .active
+    }
+  }
+
+  /// The sale's schedule as it stands.
+  public var schedule: Schedule {
+    Schedule(
+      startsAt: definition.startsAt, endsAt: definition.endsAt, isPaused: pausedAt != nil, isClosed: closedAt != nil)
   }
 
   /// Throws the refusal for booking at `now`, if booking is not open.
