@@ -90,20 +90,15 @@ struct SQLiteClaimIndex {
     ClaimedKeys.fingerprint(key)
   }
 
+  /// The user's fingerprint seeded with the sale's.
   private static func fingerprint(_ sale: SaleID, _ user: UserID) -> UInt64 {
     var sale = sale.rawValue
     var user = user.rawValue
     return sale.withUTF8 { sale in user.withUTF8 { user in fingerprint(.init(sale), .init(user)) } }
   }
 
-  /// FNV-1a over the sale's bytes, a zero byte (which no id contains), and
-  /// the user's bytes.
   private static func fingerprint(_ sale: UnsafeRawBufferPointer, _ user: UnsafeRawBufferPointer) -> UInt64 {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in sale { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-    hash = (hash ^ 0) &* 0x0000_0100_0000_01b3
-    for byte in user { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-    return hash
+    ClaimedKeys.fingerprint(user, seed: ClaimedKeys.fingerprint(sale))
   }
 
   private static func fingerprint(_ bytes: UnsafeRawBufferPointer) -> UInt64 {

@@ -278,6 +278,21 @@ struct ClaimedKeysTests {
       == .idempotencyKeyReused)
   }
 
+  @Test("near a sale's end a refusal from memory reads the exact time: the cheap bounds straddle the end")
+  func refusalAtTheEnd() async throws {
+    let store = InMemorySaleStore(soleWriter: true)
+    let core = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
+    let (sale, _) = try await soldOutSale(core)
+    clock.setBoundsSlack(.milliseconds(5))
+    let end = sale.definition.endsAt
+    clock.set(end + .milliseconds(-1))
+    #expect(core.availability.refusalFromMemory(sale.id)?.reason == .soldOutForNow)
+    clock.set(end + .milliseconds(1))
+    #expect(core.availability.refusalFromMemory(sale.id)?.reason == .saleEnded)
+    clock.set(end + .milliseconds(-20))  // the bounds agree: no exact read needed
+    #expect(core.availability.refusalFromMemory(sale.id)?.reason == .soldOutForNow)
+  }
+
   @Test("the key of a claim the store refused is forgotten: its retries are refused from memory")
   func refusedKeysForgotten() async throws {
     let store = InMemorySaleStore(soleWriter: true)
@@ -327,10 +342,28 @@ struct ClaimedKeysTests {
     #expect(core.immediateRefusal(saleID: sale.id, idempotencyKey: "k-fresh") == nil, "no index, no immediate answer")
   }
 
-  @Test("fingerprints are FNV-1a 64 of the UTF-8 bytes")
+  @Test("fingerprints tell apart keys that differ in one byte, in length, or in their seed")
   func fingerprint() {
-    #expect(ClaimedKeys.fingerprint("") == 0xcbf2_9ce4_8422_2325)
-    #expect(ClaimedKeys.fingerprint("a") == 0xaf63_dc4c_8601_ec8c)
-    #expect(ClaimedKeys.fingerprint("foobar") == 0x8594_4171_f739_67e8)
+    // Every key of length 0...40 over a few bytes, and each with one byte
+    // changed at every position: no two share a fingerprint.
+    var keys: Set<[UInt8]> = []
+    for length in 0...40 {
+      let base = (0..<length).map { UInt8(truncatingIfNeeded: 0x61 + $0 % 26) }
+      keys.insert(base)
+      keys.insert(base + [0])  // a trailing zero byte changes the length only
+      for position in 0..<length {
+        for flip: UInt8 in [1, 0x80] {
+          var changed = base
+          changed[position] ^= flip
+          keys.insert(changed)
+        }
+      }
+    }
+    let fingerprints = Set(keys.map { key in key.withUnsafeBytes { ClaimedKeys.fingerprint($0) } })
+    #expect(fingerprints.count == keys.count)
+    // A string and its UTF-8 bytes agree; a seed changes the result.
+    let key = "k-7f3a-0123456789abcdef0123456789abcdef"
+    #expect(ClaimedKeys.fingerprint(key) == Array(key.utf8).withUnsafeBytes { ClaimedKeys.fingerprint($0) })
+    #expect(Array(key.utf8).withUnsafeBytes { ClaimedKeys.fingerprint($0, seed: 1) } != ClaimedKeys.fingerprint(key))
   }
 }

@@ -141,10 +141,14 @@ public final class AvailabilityTracker: Service, Sendable {
   /// sale is not open, or no unit was free at the last store read and no unit
   /// came back in this process since. `nil` when a claim must decide.
   public func refusalFromMemory(_ saleID: SaleID) -> DomainError? {
-    let now = clock.now()
+    let bounds = clock.nowBounds()
     return state.withLock { state -> DomainError? in
       guard let gate = state.gates[saleID], gate.settled else { return nil }
-      switch AvailabilitySnapshot.state(of: gate.schedule, counts: gate.counts, at: now) {
+      var verdict = AvailabilitySnapshot.state(of: gate.schedule, counts: gate.counts, at: bounds.lowerBound)
+      if verdict != AvailabilitySnapshot.state(of: gate.schedule, counts: gate.counts, at: bounds.upperBound) {
+        verdict = AvailabilitySnapshot.state(of: gate.schedule, counts: gate.counts, at: clock.now())  // at a boundary
+      }
+      switch verdict {
       case .available: return nil
       case .notStarted: return DomainError(.saleNotStarted, "sale \(saleID) has not started")
       case .paused: return DomainError(.salePaused, "sale \(saleID) is paused")

@@ -103,18 +103,44 @@ public final class ClaimedKeys: Sendable {
     }
   }
 
-  /// The 64-bit FNV-1a hash of the key's UTF-8 bytes (stable across runs).
+  /// A 64-bit hash of the key's UTF-8 bytes (stable across runs).
   public static func fingerprint(_ key: String) -> UInt64 {
     var key = key
     return key.withUTF8 { fingerprint(UnsafeRawBufferPointer($0)) }
   }
 
-  /// The fingerprint of a key given as its UTF-8 bytes.
-  public static func fingerprint(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in bytes {
-      hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+  /// The fingerprint of a key given as its UTF-8 bytes, folded into `seed`
+  /// (to fingerprint two strings as one: the first one's as the seed).
+  ///
+  /// Eight bytes per multiply, then MurmurHash3's finalizer: a 40-byte key
+  /// costs six steps, where FNV-1a's byte chain cost forty (~17 ns of a
+  /// sold-out answer). A fingerprint only ever sends a key the careful way
+  /// when two collide; it never decides an answer alone.
+  public static func fingerprint(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+    let multiplier: UInt64 = 0xff51_afd7_ed55_8ccd
+    var hash = seed ^ (UInt64(bytes.count) &* 0x9e37_79b9_7f4a_7c15)
+    var offset = 0
+    while offset + 8 <= bytes.count {
+      hash = (hash ^ bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) &* multiplier
+      hash ^= hash >> 32
+      offset += 8
     }
+    if offset < bytes.count {
+      // The last eight bytes (some hashed already), or the short key's bytes.
+      var tail: UInt64 = 0
+      if bytes.count >= 8 {
+        tail = bytes.loadUnaligned(fromByteOffset: bytes.count &- 8, as: UInt64.self)
+      } else {
+        for index in 0..<bytes.count { tail |= UInt64(bytes[index]) &<< UInt64(8 &* index) }
+      }
+      hash = (hash ^ tail) &* multiplier
+      hash ^= hash >> 32
+    }
+    hash ^= hash >> 33
+    hash &*= multiplier
+    hash ^= hash >> 33
+    hash &*= 0xc4ce_b9fe_1a85_ec53
+    hash ^= hash >> 33
     return hash
   }
 }
