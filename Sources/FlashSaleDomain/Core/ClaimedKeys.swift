@@ -126,12 +126,12 @@ public final class ClaimedKeys: Sendable {
       offset += 8
     }
     if offset < bytes.count {
-      // The last eight bytes (some hashed already), or the short key's bytes.
+      // The last one to seven bytes, as one word.
       var tail: UInt64 = 0
-      if bytes.count >= 8 {
-        tail = bytes.loadUnaligned(fromByteOffset: bytes.count &- 8, as: UInt64.self)
-      } else {
-        for index in 0..<bytes.count { tail |= UInt64(bytes[index]) &<< UInt64(8 &* index) }
+      var shift: UInt64 = 0
+      for index in offset..<bytes.count {
+        tail |= UInt64(bytes[index]) &<< shift
+        shift &+= 8
       }
       hash = (hash ^ tail) &* multiplier
       hash ^= hash >> 32
