@@ -136,22 +136,31 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
   // MARK: Claims
 
   /// What a batch of claims needs of one sale, read once per batch and
-  /// written back once at its end.
+  /// written back once at its end: plain values, copied for every claim
+  /// without touching a string.
   private struct SaleTally {
-    var sale: Sale
+    var schedule: Sale.Schedule
+    var quantity: Int64
+    var perUserLimit: Int32
+    var holdDuration: Duration
     var nextFreshUnit: Int64
     var nextToken: UInt64
     var held: Int64
     var booked: Int64
     var version: UInt64
-    var available: Int64 { sale.definition.quantity - held - booked }
+    var available: Int64 { quantity - held - booked }
   }
 
   private func tally(_ id: SaleID) throws -> SaleTally? {
     try connection.queryFirst(Self.tallyByID, .text(id.rawValue)) { row in
       SaleTally(
-        sale: Self.sale(row), nextFreshUnit: row.int64(15), nextToken: UInt64(row.int64(16)), held: row.int64(17),
-        booked: row.int64(18), version: UInt64(row.int64(19)))
+        schedule: Sale.Schedule(
+          startsAt: Timestamp(nanosecondsSinceEpoch: row.int64(1)),
+          endsAt: Timestamp(nanosecondsSinceEpoch: row.int64(2)), isPaused: row.optionalInt64(3) != nil,
+          isClosed: row.optionalInt64(4) != nil),
+        quantity: row.int64(0), perUserLimit: row.int32(5), holdDuration: .nanoseconds(row.int64(6)),
+        nextFreshUnit: row.int64(7), nextToken: UInt64(row.int64(8)), held: row.int64(9), booked: row.int64(10),
+        version: UInt64(row.int64(11)))
     }
   }
 
@@ -198,12 +207,12 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
     -> ClaimOutcome?
   {
     guard !claimIndex.mayHaveBooking(key: request.idempotencyKey, sale: request.saleID, user: request.userID),
-      var tally = try tally(request.saleID, cachedIn: &tallies), tally.sale.state(at: now) == .active,
-      let unit = try pickUnit(tally)
+      var tally = try tally(request.saleID, cachedIn: &tallies), tally.schedule.state(at: now) == .active,
+      let unit = try pickUnit(tally, of: request.saleID)
     else { return nil }
     let booking = hold(request, unit: unit.number, tally: tally, now: now)
     try insert(booking)
-    try take(unit, in: &tally)
+    try take(unit, of: request.saleID, in: &tally)
     tallies[request.saleID] = tally
     return .held(booking, unitsLeft: tally.available)
   }
@@ -226,7 +235,7 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
       return .refused(DomainError(.saleNotFound, "no sale \(request.saleID)"))
     }
     do {
-      try tally.sale.checkOpenForBooking(at: now)
+      try tally.schedule.checkOpenForBooking(request.saleID, at: now)
     } catch {
       return .refused(error)
     }
@@ -234,18 +243,18 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
     let taken = try claimIndex.rows(sale: request.saleID, user: request.userID).compactMap(booking(row:)).filter {
       $0.saleID == request.saleID && $0.userID == request.userID && $0.status.takesUnit
     }
-    let limit = Int(tally.sale.definition.perUserLimit)
+    let limit = Int(tally.perUserLimit)
     guard taken.count < limit else {
       return .refused(
         DomainError(
           .limitReached, "user \(request.userID) already holds or bought \(taken.count) of the \(limit) allowed"))
     }
-    guard let unit = try pickUnit(tally) else {
+    guard let unit = try pickUnit(tally, of: request.saleID) else {
       return .refused(tally.held > 0 ? DomainError.soldOutForNow : DomainError.soldOut)
     }
     let booking = hold(request, unit: unit.number, tally: tally, now: now)
     try insert(booking)
-    try take(unit, in: &tally)
+    try take(unit, of: request.saleID, in: &tally)
     tallies[request.saleID] = tally
     return .held(booking, unitsLeft: tally.available)
   }
@@ -265,15 +274,15 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
 
   /// The unit the next claim of the sale takes, if it has one left; nothing
   /// is changed until ``take(_:in:)``.
-  private func pickUnit(_ tally: SaleTally) throws -> PickedUnit? {
+  private func pickUnit(_ tally: SaleTally, of saleID: SaleID) throws -> PickedUnit? {
     // Units given back wait in returned_units; by the invariant there are
     // (taken so far) - held - booked of them, so the lookup is skipped when
     // that is zero (the common case in a rush: nothing has come back yet) and
     // fresh units remain.
-    let quantity = tally.sale.definition.quantity
+    let quantity = tally.quantity
     let mayHaveReturned = tally.nextFreshUnit - tally.held - tally.booked > 0 || tally.nextFreshUnit >= quantity
     if mayHaveReturned, let returned = try connection.queryFirst(
-      "SELECT unit FROM returned_units WHERE sale_id = ? LIMIT 1", .text(tally.sale.id.rawValue), row: { $0.int64(0) })
+      "SELECT unit FROM returned_units WHERE sale_id = ? LIMIT 1", .text(saleID.rawValue), row: { $0.int64(0) })
     {
       return PickedUnit(number: returned, returned: true)
     }
@@ -281,10 +290,10 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
   }
 
   /// Counts `unit` as held, once its booking is written.
-  private func take(_ unit: PickedUnit, in tally: inout SaleTally) throws {
+  private func take(_ unit: PickedUnit, of saleID: SaleID, in tally: inout SaleTally) throws {
     if unit.returned {
       try connection.run(
-        "DELETE FROM returned_units WHERE sale_id = ? AND unit = ?", .text(tally.sale.id.rawValue),
+        "DELETE FROM returned_units WHERE sale_id = ? AND unit = ?", .text(saleID.rawValue),
         .integer(unit.number))
     } else {
       tally.nextFreshUnit += 1
@@ -298,7 +307,7 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
   private func hold(_ request: ClaimRequest, unit: Int64, tally: SaleTally, now: Timestamp) -> Booking {
     Booking(
       id: request.bookingID, saleID: request.saleID, userID: request.userID, unit: unit, status: .hold,
-      createdAt: now, updatedAt: now, holdExpiresAt: now + tally.sale.definition.holdDuration,
+      createdAt: now, updatedAt: now, holdExpiresAt: now + tally.holdDuration,
       idempotencyKey: request.idempotencyKey, fencingToken: tally.nextToken + 1)
   }
 
@@ -340,8 +349,10 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
   // connection caches prepared statements by their text).
   private static let bookingByRowID = "SELECT \(bookingColumns) FROM bookings WHERE rowid = ?"
   private static let bookingByID = "SELECT \(bookingColumns) FROM bookings WHERE id = ?"
-  private static let tallyByID =
-    "SELECT \(saleColumns), next_fresh_unit, next_token, held, booked, stock_version FROM sales WHERE id = ?"
+  private static let tallyByID = """
+    SELECT quantity, starts_at, ends_at, paused_at, closed_at, per_user_limit, hold_duration_ns, next_fresh_unit,
+      next_token, held, booked, stock_version FROM sales WHERE id = ?
+    """
 
   /// The booking made with `idempotencyKey`, found through the claim index.
   func booking(idempotencyKey: String) throws -> Booking? {
@@ -471,14 +482,14 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
   func counts(_ saleID: SaleID) throws -> UnitCounts {
     guard let tally = try tally(saleID) else { throw DomainError(.saleNotFound, "no sale \(saleID)") }
     return UnitCounts(
-      quantity: tally.sale.definition.quantity, available: tally.available, held: tally.held, booked: tally.booked)
+      quantity: tally.quantity, available: tally.available, held: tally.held, booked: tally.booked)
   }
 
   func stockLevel(_ saleID: SaleID) throws -> StockLevel {
     guard let tally = try tally(saleID) else { throw DomainError(.saleNotFound, "no sale \(saleID)") }
     return StockLevel(
       counts: UnitCounts(
-        quantity: tally.sale.definition.quantity, available: tally.available, held: tally.held, booked: tally.booked),
+        quantity: tally.quantity, available: tally.available, held: tally.held, booked: tally.booked),
       version: tally.version)
   }
 
@@ -490,9 +501,9 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
     let taken = try connection.query(
       "SELECT \(Self.bookingColumns) FROM bookings WHERE sale_id = ? AND status IN ('hold', 'booked')",
       .text(saleID.rawValue), row: Self.booking)
-    let quantity = tally.sale.definition.quantity
+    let quantity = tally.quantity
     var findings = SaleAuditor.findings(
-      quantity: quantity, perUserLimit: tally.sale.definition.perUserLimit, bookings: taken,
+      quantity: quantity, perUserLimit: tally.perUserLimit, bookings: taken,
       storedCounts: UnitCounts(quantity: quantity, available: tally.available, held: tally.held, booked: tally.booked))
     // Keys are not unique in the file (the writer's claim index keeps them
     // so): a key of this sale's that made two bookings, in any sale.
@@ -522,7 +533,7 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
           "booking \(booking.id) takes unit \(booking.unit), which was never issued (next fresh unit \(tally.nextFreshUnit))"
         ))
     }
-    let free = tally.sale.definition.quantity - tally.nextFreshUnit + Int64(returned.count)
+    let free = tally.quantity - tally.nextFreshUnit + Int64(returned.count)
     if free != quantity - Int64(taken.count) {
       findings.append(
         AuditFinding(

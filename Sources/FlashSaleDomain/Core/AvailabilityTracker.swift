@@ -63,13 +63,17 @@ public final class AvailabilityTracker: Service, Sendable {
   }
 
   private struct State {
-    /// Change through ``store(_:for:)`` (or keep ``gates`` in step).
+    /// Change through ``store(_:for:)`` (or keep ``gates`` and ``sales`` in step).
     var entries: [SaleID: Entry] = [:]
     var gates: [SaleID: Gate] = [:]
+    /// Each entry's sale, for the answer of every claim (without copying the
+    /// entry, its watchers and gauges).
+    var sales: [SaleID: Sale] = [:]
 
     mutating func store(_ entry: Entry, for id: SaleID) {
       entries[id] = entry
       gates[id] = Gate(entry)
+      sales[id] = entry.sale
     }
     var nextWatcherID = 0
     /// Set when ``run()`` ended: new watchers' streams end at once.
@@ -125,7 +129,7 @@ public final class AvailabilityTracker: Service, Sendable {
 
   /// The sale as this process last read it, if it tracks it.
   public func cachedSale(_ saleID: SaleID) -> Sale? {
-    state.withLock { $0.entries[saleID]?.sale }
+    state.withLock { $0.sales[saleID] }
   }
 
   /// Notes that this process gave units of the sale back to stock: until the

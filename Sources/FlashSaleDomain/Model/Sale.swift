@@ -98,12 +98,29 @@ public struct Sale: Hashable, Sendable {
     public var isPaused: Bool
     public var isClosed: Bool
 
+    public init(startsAt: Timestamp, endsAt: Timestamp, isPaused: Bool, isClosed: Bool) {
+      self.startsAt = startsAt
+      self.endsAt = endsAt
+      self.isPaused = isPaused
+      self.isClosed = isClosed
+    }
+
     /// The state at `now`.
     public func state(at now: Timestamp) -> State {
       if isClosed || now >= endsAt { return .ended }
       if now < startsAt { return .scheduled }
       if isPaused { return .paused }
       return .active
+    }
+
+    /// Throws the refusal for booking sale `id` at `now`, if booking is not open.
+    public func checkOpenForBooking(_ id: SaleID, at now: Timestamp) throws(DomainError) {
+      switch state(at: now) {
+      case .active: return
+      case .scheduled: throw DomainError(.saleNotStarted, "sale \(id) has not started")
+      case .paused: throw DomainError(.salePaused, "sale \(id) is paused")
+      case .ended: throw DomainError(.saleEnded, "sale \(id) has ended")
+      }
     }
   }
 
@@ -115,11 +132,6 @@ public struct Sale: Hashable, Sendable {
 
   /// Throws the refusal for booking at `now`, if booking is not open.
   public func checkOpenForBooking(at now: Timestamp) throws(DomainError) {
-    switch state(at: now) {
-    case .active: return
-    case .scheduled: throw DomainError(.saleNotStarted, "sale \(id) has not started")
-    case .paused: throw DomainError(.salePaused, "sale \(id) is paused")
-    case .ended: throw DomainError(.saleEnded, "sale \(id) has ended")
-    }
+    try schedule.checkOpenForBooking(id, at: now)
   }
 }
