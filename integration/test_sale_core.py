@@ -361,8 +361,9 @@ def test_audit_names_corruption_written_with_sql(platform):
     db = sqlite3.connect(platform.store)
     db.executescript(f"""
         DROP INDEX bookings_one_taker_per_unit;
-        INSERT INTO bookings VALUES ('bkg_double', '{sale.sale_id}', 'carol', 0, 'hold', 0, 0, 9000000000000000000, 'x-1', 99, NULL, NULL);
-        INSERT INTO bookings VALUES ('bkg_over', '{sale.sale_id}', 'alice', 1, 'booked', 0, 0, 0, 'x-2', 98, NULL, NULL);
+        INSERT INTO bookings VALUES ('bkg_double', '{sale.sale_id}', 'carol', 0, 'hold', 0, 0, 9000000000000000000, 'x-1', 99, NULL);
+        INSERT INTO bookings VALUES ('bkg_over', '{sale.sale_id}', 'alice', 1, 'booked', 0, 0, 0, 'x-2', 98, NULL);
+        INSERT INTO bookings VALUES ('bkg_key', '{sale.sale_id}', 'dave', 2, 'released', 0, 0, 0, '{a.booking.idempotency_key}', 97, 'cancelled');
     """)
     db.commit()
     db.close()
@@ -370,6 +371,7 @@ def test_audit_names_corruption_written_with_sql(platform):
     assert result.returncode == 1, result.stdout
     assert "bkg_double" in result.stdout and "unit 0 is taken" in result.stdout
     assert "user alice" in result.stdout and "bkg_over" in result.stdout
+    assert f'idempotency key "{a.booking.idempotency_key}" made 2 bookings' in result.stdout and "bkg_key" in result.stdout
     missing = audit(platform.store, "sale_nope")
     assert missing.returncode == 2 and "no sale" in missing.stdout
     platform.start()  # for the fixture to stop

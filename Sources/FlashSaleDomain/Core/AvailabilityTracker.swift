@@ -69,11 +69,22 @@ public final class AvailabilityTracker: Service, Sendable {
     /// Each entry's sale, for the answer of every claim (without copying the
     /// entry, its watchers and gauges).
     var sales: [SaleID: Sale] = [:]
+    /// The gate read last, found by comparing ids rather than hashing one (in
+    /// a rush nearly every `Book` is for one sale); dropped at every change.
+    var lastGate: (id: SaleID, gate: Gate)?
 
     mutating func store(_ entry: Entry, for id: SaleID) {
       entries[id] = entry
       gates[id] = Gate(entry)
       sales[id] = entry.sale
+      lastGate = nil
+    }
+
+    mutating func gate(_ id: SaleID) -> Gate? {
+      if let last = lastGate, last.id == id { return last.gate }
+      guard let gate = gates[id] else { return nil }
+      lastGate = (id, gate)
+      return gate
     }
     var nextWatcherID = 0
     /// Set when ``run()`` ended: new watchers' streams end at once.
@@ -138,6 +149,7 @@ public final class AvailabilityTracker: Service, Sendable {
     state.withLock { state in
       state.entries[saleID]?.returnsNoted += 1
       state.gates[saleID]?.settled = false
+      state.lastGate = nil
     }
   }
 
@@ -147,7 +159,7 @@ public final class AvailabilityTracker: Service, Sendable {
   public func refusalFromMemory(_ saleID: SaleID) -> DomainError? {
     let bounds = clock.nowBounds()
     return state.withLock { state -> DomainError? in
-      guard let gate = state.gates[saleID], gate.settled else { return nil }
+      guard let gate = state.gate(saleID), gate.settled else { return nil }
       var verdict = AvailabilitySnapshot.state(of: gate.schedule, counts: gate.counts, at: bounds.lowerBound)
       if verdict != AvailabilitySnapshot.state(of: gate.schedule, counts: gate.counts, at: bounds.upperBound) {
         verdict = AvailabilitySnapshot.state(of: gate.schedule, counts: gate.counts, at: clock.now())  // at a boundary

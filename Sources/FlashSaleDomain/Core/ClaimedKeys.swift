@@ -20,23 +20,24 @@ import Synchronization
 /// About 16–20 bytes per key of every sale in the store (a `Set<UInt64>`);
 /// loading needs about three times that for a moment.
 public final class ClaimedKeys: Sendable {
-  private struct Keys {
+  private struct State {
     /// Fingerprints of keys that made a booking (or whose claim's fate is
     /// unknown: a storage error). Never shrinks.
     var used: Set<UInt64> = []
     /// Fingerprints of keys in claims still running, with how many.
     var running: [UInt64: Int] = [:]
+    var phase = Phase.loading
   }
 
-  private enum State {
-    /// The store's keys are being read; keys recorded meanwhile wait here.
-    case loading(Keys)
-    case ready(Keys)
+  private enum Phase {
+    /// The store's keys are being read; keys recorded meanwhile are kept.
+    case loading
+    case ready
     /// Loading failed: the index is not used (refusals read the store).
     case unavailable
   }
 
-  private let state = Mutex(State.loading(Keys()))
+  private let state = Mutex(State())
 
   public init() {}
 
@@ -45,13 +46,15 @@ public final class ClaimedKeys: Sendable {
     do {
       let stored = try await store.idempotencyKeyFingerprints()
       state.withLock { state in
-        guard case .loading(var keys) = state else { return }
-        state = .unavailable  // no copy while mutating
-        keys.used.formUnion(stored)
-        state = .ready(keys)
+        guard state.phase == .loading else { return }
+        state.used.formUnion(stored)
+        state.phase = .ready
       }
     } catch {
-      state.withLock { $0 = .unavailable }
+      state.withLock { state in
+        state = State()
+        state.phase = .unavailable
+      }
     }
   }
 
@@ -59,19 +62,23 @@ public final class ClaimedKeys: Sendable {
   /// to ``settle(_:madeBooking:)`` when the claim is answered.
   public func record(_ key: String) -> UInt64 {
     let fingerprint = Self.fingerprint(key)
-    update { $0.running[fingerprint, default: 0] += 1 }
+    state.withLock { state in
+      guard state.phase != .unavailable else { return }
+      state.running[fingerprint, default: 0] += 1
+    }
     return fingerprint
   }
 
   /// A claim with this key was answered: `madeBooking` when it holds or
   /// replays a booking, or its fate is unknown (a storage error).
   public func settle(_ fingerprint: UInt64, madeBooking: Bool) {
-    update { keys in
-      if madeBooking { keys.used.insert(fingerprint) }
-      if let running = keys.running[fingerprint], running > 1 {
-        keys.running[fingerprint] = running - 1
+    state.withLock { state in
+      guard state.phase != .unavailable else { return }
+      if madeBooking { state.used.insert(fingerprint) }
+      if let running = state.running[fingerprint], running > 1 {
+        state.running[fingerprint] = running - 1
       } else {
-        keys.running[fingerprint] = nil
+        state.running[fingerprint] = nil
       }
     }
   }
@@ -81,25 +88,9 @@ public final class ClaimedKeys: Sendable {
   public func neverUsed(_ key: String) -> Bool? {
     let fingerprint = Self.fingerprint(key)
     return state.withLock { state in
-      guard case .ready(let keys) = state else { return nil }
-      return !keys.used.contains(fingerprint) && keys.running[fingerprint] == nil
-    }
-  }
-
-  private func update(_ change: (inout Keys) -> Void) {
-    state.withLock { state in
-      switch state {
-      case .loading(var keys):
-        state = .unavailable  // no copy while mutating
-        change(&keys)
-        state = .loading(keys)
-      case .ready(var keys):
-        state = .unavailable
-        change(&keys)
-        state = .ready(keys)
-      case .unavailable:
-        break
-      }
+      guard state.phase == .ready else { return nil }
+      // The sets are read in place (an enum's payload would be copied out).
+      return !state.used.contains(fingerprint) && (state.running.isEmpty || state.running[fingerprint] == nil)
     }
   }
 
