@@ -96,6 +96,10 @@ public final class ClaimedKeys: Sendable {
 
   /// A 64-bit hash of the key's UTF-8 bytes (stable across runs).
   public static func fingerprint(_ key: String) -> UInt64 {
+    // A native string's bytes in place; a copy only for a bridged one.
+    if let hash = key.utf8.withContiguousStorageIfAvailable({ fingerprint(UnsafeRawBufferPointer($0)) }) {
+      return hash
+    }
     var key = key
     return key.withUTF8 { fingerprint(UnsafeRawBufferPointer($0)) }
   }

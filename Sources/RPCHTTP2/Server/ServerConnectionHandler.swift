@@ -565,7 +565,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   }
 
   private func finishWithStatus(_ stream: ServerStream, _ error: RPCError?, on session: HTTP2Session) {
-    markFinished(stream, code: error?.code ?? .ok)
+    let code = error?.code ?? .ok
+    markFinished(stream, code: code)
     if stream.headersSent {
       stream.pendingTrailers = trailers(custom: stream.context?.trailers ?? Metadata(), error: error)
       resume(stream)
@@ -574,9 +575,14 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     // Trailers-Only: nothing was sent, so one HEADERS frame carries everything.
     stream.headersSent = true
     let custom = stream.context?.responseMetadata ?? (headers: Metadata(), trailers: Metadata())
-    var block = GRPCHeaders.trailersOnly(
-      code: error?.code ?? .ok, message: error?.message ?? "", details: error?.statusDetails,
-      metadata: mergedTrailers(custom.trailers, error), encoded: error?.encodedStatus)
+    var block: HeaderBlock
+    if let error {
+      block = GRPCHeaders.trailersOnly(
+        code: code, message: error.message, details: error.statusDetails,
+        metadata: mergedTrailers(custom.trailers, error), encoded: error.encodedStatus)
+    } else {
+      block = GRPCHeaders.trailersOnly(code: code, message: "", details: nil, metadata: custom.trailers)
+    }
     if !custom.headers.isEmpty { block.add(custom.headers) }
     do {
       try session.submitResponse(stream: stream.id, headers: block, hasBody: false)
