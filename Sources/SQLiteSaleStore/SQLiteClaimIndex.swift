@@ -22,7 +22,7 @@ import SQLiteSupport
 /// costs a row read, never a wrong answer. `flashsale audit` checks for keys
 /// used twice and users above their limit, as a check of this code.
 ///
-/// About 60 bytes per booking (two dictionary entries).
+/// About 32–64 bytes per booking (two ``FingerprintTable`` entries).
 struct SQLiteClaimIndex {
   /// The rows of each idempotency key's fingerprint.
   private var keys = RowsByFingerprint()
@@ -109,13 +109,13 @@ struct SQLiteClaimIndex {
 /// Rows by a 64-bit fingerprint: one row inline (almost every fingerprint
 /// has one), more in a side table, so that the common entry allocates nothing.
 private struct RowsByFingerprint {
-  private var first: [UInt64: Int64] = [:]
+  private var first = FingerprintTable()
   private var more: [UInt64: [Int64]] = [:]
 
-  var fingerprints: Set<UInt64> { Set(first.keys) }
+  var fingerprints: Set<UInt64> { Set(first.fingerprints) }
 
   func contains(_ fingerprint: UInt64) -> Bool {
-    first[fingerprint] != nil
+    first.contains(fingerprint)
   }
 
   func rows(_ fingerprint: UInt64) -> [Int64] {
@@ -124,9 +124,9 @@ private struct RowsByFingerprint {
   }
 
   mutating func add(_ fingerprint: UInt64, row: Int64) {
-    if first[fingerprint] == nil {
-      first[fingerprint] = row
-    } else {
+    // One probe in the common case: the slot is taken while it is looked at.
+    if let earlier = first.updateValue(row, forKey: fingerprint) {
+      first.updateValue(earlier, forKey: fingerprint)
       more[fingerprint, default: []].append(row)
     }
   }
@@ -137,10 +137,10 @@ private struct RowsByFingerprint {
       more[fingerprint] = others.isEmpty ? nil : others
     } else if first[fingerprint] == row {
       if var others = more[fingerprint], !others.isEmpty {
-        first[fingerprint] = others.removeFirst()
+        first.updateValue(others.removeFirst(), forKey: fingerprint)
         more[fingerprint] = others.isEmpty ? nil : others
       } else {
-        first[fingerprint] = nil
+        first.removeValue(forKey: fingerprint)
       }
     }
   }

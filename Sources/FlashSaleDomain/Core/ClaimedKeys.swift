@@ -17,15 +17,15 @@ import Synchronization
 /// key is forgotten once no claim with it runs, so that the retries a
 /// "sold out for now" invites are refused from memory again.
 ///
-/// About 16–20 bytes per key of every sale in the store (a `Set<UInt64>`);
+/// About 16–32 bytes per key of every sale in the store (a ``FingerprintTable``);
 /// loading needs about three times that for a moment.
 public final class ClaimedKeys: Sendable {
   private struct State {
     /// Fingerprints of keys that made a booking (or whose claim's fate is
-    /// unknown: a storage error). Never shrinks.
-    var used: Set<UInt64> = []
+    /// unknown: a storage error). Never shrinks. (The values are unused.)
+    var used = FingerprintTable()
     /// Fingerprints of keys in claims still running, with how many.
-    var running: [UInt64: Int] = [:]
+    var running = FingerprintTable()
     var phase = Phase.loading
   }
 
@@ -47,7 +47,7 @@ public final class ClaimedKeys: Sendable {
       let stored = try await store.idempotencyKeyFingerprints()
       state.withLock { state in
         guard state.phase == .loading else { return }
-        state.used.formUnion(stored)
+        for fingerprint in stored { state.used.updateValue(0, forKey: fingerprint) }
         state.phase = .ready
       }
     } catch {
@@ -64,7 +64,7 @@ public final class ClaimedKeys: Sendable {
     let fingerprint = Self.fingerprint(key)
     state.withLock { state in
       guard state.phase != .unavailable else { return }
-      state.running[fingerprint, default: 0] += 1
+      state.running.updateValue((state.running[fingerprint] ?? 0) + 1, forKey: fingerprint)
     }
     return fingerprint
   }
@@ -74,11 +74,11 @@ public final class ClaimedKeys: Sendable {
   public func settle(_ fingerprint: UInt64, madeBooking: Bool) {
     state.withLock { state in
       guard state.phase != .unavailable else { return }
-      if madeBooking { state.used.insert(fingerprint) }
+      if madeBooking { state.used.updateValue(0, forKey: fingerprint) }
       if let running = state.running[fingerprint], running > 1 {
-        state.running[fingerprint] = running - 1
+        state.running.updateValue(running - 1, forKey: fingerprint)
       } else {
-        state.running[fingerprint] = nil
+        state.running.removeValue(forKey: fingerprint)
       }
     }
   }
@@ -90,7 +90,7 @@ public final class ClaimedKeys: Sendable {
     return state.withLock { state in
       guard state.phase == .ready else { return nil }
       // The sets are read in place (an enum's payload would be copied out).
-      return !state.used.contains(fingerprint) && (state.running.isEmpty || state.running[fingerprint] == nil)
+      return !state.used.contains(fingerprint) && (state.running.isEmpty || !state.running.contains(fingerprint))
     }
   }
 
