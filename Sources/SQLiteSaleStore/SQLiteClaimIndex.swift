@@ -92,9 +92,7 @@ struct SQLiteClaimIndex {
 
   /// The user's fingerprint seeded with the sale's.
   private static func fingerprint(_ sale: SaleID, _ user: UserID) -> UInt64 {
-    var sale = sale.rawValue
-    var user = user.rawValue
-    return sale.withUTF8 { sale in user.withUTF8 { user in fingerprint(.init(sale), .init(user)) } }
+    ClaimedKeys.fingerprint(user.rawValue, seed: ClaimedKeys.fingerprint(sale.rawValue))
   }
 
   private static func fingerprint(_ sale: UnsafeRawBufferPointer, _ user: UnsafeRawBufferPointer) -> UInt64 {

@@ -180,8 +180,9 @@ struct SaleStoreContractTests {
     let request = ClaimRequest(
       saleID: sale.id, userID: UserID("a"), idempotencyKey: "k-twice",
       bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
-    var retry = request
-    retry.bookingID = BookingID(IdentifierFactory.make(prefix: "bkg"))
+    let retry = ClaimRequest(  // the same call again: a new booking id is made for it
+      saleID: request.saleID, userID: request.userID, idempotencyKey: request.idempotencyKey,
+      bookingID: BookingID(IdentifierFactory.make(prefix: "bkg")))
     let outcomes = try await store.claim([request, retry, request], now: clock.now())
     let bookings = outcomes.compactMap { outcome -> Booking? in
       switch outcome {

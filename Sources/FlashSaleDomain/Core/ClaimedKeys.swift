@@ -96,13 +96,21 @@ public final class ClaimedKeys: Sendable {
 
   /// A 64-bit hash of the key's UTF-8 bytes (stable across runs).
   public static func fingerprint(_ key: String) -> UInt64 {
+    fingerprint(key, seed: defaultSeed)
+  }
+
+  /// The fingerprint of `key` folded into `seed`.
+  public static func fingerprint(_ key: String, seed: UInt64) -> UInt64 {
     // A native string's bytes in place; a copy only for a bridged one.
-    if let hash = key.utf8.withContiguousStorageIfAvailable({ fingerprint(UnsafeRawBufferPointer($0)) }) {
+    if let hash = key.utf8.withContiguousStorageIfAvailable({ fingerprint(UnsafeRawBufferPointer($0), seed: seed) }) {
       return hash
     }
     var key = key
-    return key.withUTF8 { fingerprint(UnsafeRawBufferPointer($0)) }
+    return key.withUTF8 { fingerprint(UnsafeRawBufferPointer($0), seed: seed) }
   }
+
+  /// The seed of a fingerprint of one string.
+  public static let defaultSeed: UInt64 = 0xcbf2_9ce4_8422_2325
 
   /// The fingerprint of a key given as its UTF-8 bytes, folded into `seed`
   /// (to fingerprint two strings as one: the first one's as the seed).
@@ -111,7 +119,7 @@ public final class ClaimedKeys: Sendable {
   /// costs six steps, where FNV-1a's byte chain cost forty (~17 ns of a
   /// sold-out answer). A fingerprint only ever sends a key the careful way
   /// when two collide; it never decides an answer alone.
-  public static func fingerprint(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+  public static func fingerprint(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = defaultSeed) -> UInt64 {
     let multiplier: UInt64 = 0xff51_afd7_ed55_8ccd
     var hash = seed ^ (UInt64(bytes.count) &* 0x9e37_79b9_7f4a_7c15)
     var offset = 0

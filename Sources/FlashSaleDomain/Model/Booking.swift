@@ -21,37 +21,143 @@ public enum BookingStatus: String, Hashable, Sendable, CaseIterable {
 /// whose hold expired and whose unit went to someone else can never confirm
 /// or pay for it.
 public struct Booking: Hashable, Sendable {
-  public var id: BookingID
-  public var saleID: SaleID
-  public var userID: UserID
+  public var id: BookingID {
+    get { storage.id }
+    set { uniqueStorage().id = newValue }
+  }
+  public var saleID: SaleID {
+    get { storage.saleID }
+    set { uniqueStorage().saleID = newValue }
+  }
+  public var userID: UserID {
+    get { storage.userID }
+    set { uniqueStorage().userID = newValue }
+  }
   /// The unit, 0 ..< quantity.
-  public var unit: Int64
-  public var status: BookingStatus
-  public var createdAt: Timestamp
-  public var updatedAt: Timestamp
+  public var unit: Int64 {
+    get { storage.unit }
+    set { uniqueStorage().unit = newValue }
+  }
+  public var status: BookingStatus {
+    get { storage.status }
+    set { uniqueStorage().status = newValue }
+  }
+  public var createdAt: Timestamp {
+    get { storage.createdAt }
+    set { uniqueStorage().createdAt = newValue }
+  }
+  public var updatedAt: Timestamp {
+    get { storage.updatedAt }
+    set { uniqueStorage().updatedAt = newValue }
+  }
   /// The hold's deadline (kept after the hold ends, for the record).
-  public var holdExpiresAt: Timestamp
-  public var idempotencyKey: String
-  public var fencingToken: UInt64
+  public var holdExpiresAt: Timestamp {
+    get { storage.holdExpiresAt }
+    set { uniqueStorage().holdExpiresAt = newValue }
+  }
+  public var idempotencyKey: String {
+    get { storage.idempotencyKey }
+    set { uniqueStorage().idempotencyKey = newValue }
+  }
+  public var fencingToken: UInt64 {
+    get { storage.fencingToken }
+    set { uniqueStorage().fencingToken = newValue }
+  }
   /// Why a booked unit was released, when it was.
-  public var releaseReason: String?
+  public var releaseReason: String? {
+    get { storage.releaseReason }
+    set { uniqueStorage().releaseReason = newValue }
+  }
+
+  /// The fields in one object, shared by copies until one changes: a booking
+  /// is copied at each step from the store to the answer (one retain per
+  /// copy instead of one per string).
+  private var storage: Storage
 
   public init(
     id: BookingID, saleID: SaleID, userID: UserID, unit: Int64, status: BookingStatus, createdAt: Timestamp,
     updatedAt: Timestamp, holdExpiresAt: Timestamp, idempotencyKey: String, fencingToken: UInt64,
     releaseReason: String? = nil
   ) {
-    self.id = id
-    self.saleID = saleID
-    self.userID = userID
-    self.unit = unit
-    self.status = status
-    self.createdAt = createdAt
-    self.updatedAt = updatedAt
-    self.holdExpiresAt = holdExpiresAt
-    self.idempotencyKey = idempotencyKey
-    self.fencingToken = fencingToken
-    self.releaseReason = releaseReason
+    storage = Storage(
+      id: id, saleID: saleID, userID: userID, unit: unit, status: status, createdAt: createdAt, updatedAt: updatedAt,
+      holdExpiresAt: holdExpiresAt, idempotencyKey: idempotencyKey, fencingToken: fencingToken,
+      releaseReason: releaseReason)
+  }
+
+  private mutating func uniqueStorage() -> Storage {
+    if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+    return storage
+  }
+
+  public static func == (lhs: Booking, rhs: Booking) -> Bool {
+    lhs.storage === rhs.storage || lhs.storage.fields == rhs.storage.fields
+  }
+
+  public func hash(into hasher: inout Hasher) {
+    hasher.combine(storage.fields)
+  }
+
+  /// Changed only through `uniqueStorage()`, when no other booking shares it.
+  private final class Storage: @unchecked Sendable {
+    var id: BookingID
+    var saleID: SaleID
+    var userID: UserID
+    var unit: Int64
+    var status: BookingStatus
+    var createdAt: Timestamp
+    var updatedAt: Timestamp
+    var holdExpiresAt: Timestamp
+    var idempotencyKey: String
+    var fencingToken: UInt64
+    var releaseReason: String?
+
+    init(
+      id: BookingID, saleID: SaleID, userID: UserID, unit: Int64, status: BookingStatus, createdAt: Timestamp,
+      updatedAt: Timestamp, holdExpiresAt: Timestamp, idempotencyKey: String, fencingToken: UInt64,
+      releaseReason: String?
+    ) {
+      self.id = id
+      self.saleID = saleID
+      self.userID = userID
+      self.unit = unit
+      self.status = status
+      self.createdAt = createdAt
+      self.updatedAt = updatedAt
+      self.holdExpiresAt = holdExpiresAt
+      self.idempotencyKey = idempotencyKey
+      self.fencingToken = fencingToken
+      self.releaseReason = releaseReason
+    }
+
+    func copy() -> Storage {
+      Storage(
+        id: id, saleID: saleID, userID: userID, unit: unit, status: status, createdAt: createdAt, updatedAt: updatedAt,
+        holdExpiresAt: holdExpiresAt, idempotencyKey: idempotencyKey, fencingToken: fencingToken,
+        releaseReason: releaseReason)
+    }
+
+    /// The fields as one value, for comparing and hashing.
+    var fields: Fields {
+      Fields(
+        id: id, saleID: saleID, userID: userID, unit: unit, status: status, createdAt: createdAt, updatedAt: updatedAt,
+        holdExpiresAt: holdExpiresAt, idempotencyKey: idempotencyKey, fencingToken: fencingToken,
+        releaseReason: releaseReason)
+    }
+  }
+
+  private struct Fields: Hashable {
+    var id: BookingID
+    var saleID: SaleID
+    var userID: UserID
+    var unit: Int64
+    var status: BookingStatus
+    var createdAt: Timestamp
+    var updatedAt: Timestamp
+    var holdExpiresAt: Timestamp
+    var idempotencyKey: String
+    var fencingToken: UInt64
+    var releaseReason: String?
   }
 }
 

@@ -1,16 +1,46 @@
 /// One `Book` request, as the claim batcher hands it to the store.
 public struct ClaimRequest: Hashable, Sendable {
-  public var saleID: SaleID
-  public var userID: UserID
-  public var idempotencyKey: String
+  public var saleID: SaleID { storage.saleID }
+  public var userID: UserID { storage.userID }
+  public var idempotencyKey: String { storage.idempotencyKey }
   /// The id the booking gets if this request creates one.
-  public var bookingID: BookingID
+  public var bookingID: BookingID { storage.bookingID }
+
+  /// The fields in one immutable object: a request is copied at each step
+  /// from the event loop through the batcher to the store and back, one
+  /// retain per copy instead of one per string (whose reference counts the
+  /// threads of those steps take turns at).
+  private let storage: Storage
+
+  private final class Storage: Sendable {
+    let saleID: SaleID
+    let userID: UserID
+    let idempotencyKey: String
+    let bookingID: BookingID
+
+    init(saleID: SaleID, userID: UserID, idempotencyKey: String, bookingID: BookingID) {
+      self.saleID = saleID
+      self.userID = userID
+      self.idempotencyKey = idempotencyKey
+      self.bookingID = bookingID
+    }
+  }
 
   public init(saleID: SaleID, userID: UserID, idempotencyKey: String, bookingID: BookingID) {
-    self.saleID = saleID
-    self.userID = userID
-    self.idempotencyKey = idempotencyKey
-    self.bookingID = bookingID
+    storage = Storage(saleID: saleID, userID: userID, idempotencyKey: idempotencyKey, bookingID: bookingID)
+  }
+
+  public static func == (lhs: ClaimRequest, rhs: ClaimRequest) -> Bool {
+    lhs.storage === rhs.storage
+      || (lhs.saleID == rhs.saleID && lhs.userID == rhs.userID && lhs.idempotencyKey == rhs.idempotencyKey
+        && lhs.bookingID == rhs.bookingID)
+  }
+
+  public func hash(into hasher: inout Hasher) {
+    hasher.combine(saleID)
+    hasher.combine(userID)
+    hasher.combine(idempotencyKey)
+    hasher.combine(bookingID)
   }
 }
 
