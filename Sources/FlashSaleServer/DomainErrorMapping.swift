@@ -63,14 +63,13 @@ enum DomainErrorMapping {
   /// The refusals of a sold-out rush, mapped once and found without hashing
   /// their text (equal strings that share storage compare at once), with
   /// their wire form in permanent memory (nghttp2 sends it without a copy).
-  private static let soldOutForNowError = makeRPCError(.soldOutForNow).encodingStatusPermanently()
-  private static let soldOutError = makeRPCError(.soldOut).encodingStatusPermanently()
+  private static let soldOutErrors = [DomainError.soldOutForNow, .soldOut].map {
+    ($0, makeRPCError($0).encodingStatusPermanently())
+  }
 
   /// The RPC error of a refusal.
   static func rpcError(_ domain: DomainError) -> RPCError {
-    // Compared field by field in place (iterating pairs of them copied each).
-    if domain.reason == .soldOutForNow, domain == .soldOutForNow { return soldOutForNowError }
-    if domain.reason == .soldOut, domain == .soldOut { return soldOutError }
+    for (refusal, error) in soldOutErrors where refusal == domain { return error }
     guard cachedReasons.contains(domain.reason) else { return makeRPCError(domain) }
     if let cached = cache.withLock({ $0[domain] }) { return cached }
     let error = makeRPCError(domain).encodingStatusOnce()

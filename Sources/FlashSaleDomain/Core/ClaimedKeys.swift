@@ -110,7 +110,7 @@ public final class ClaimedKeys: Sendable {
   }
 
   /// The seed of a fingerprint of one string.
-  public static let defaultSeed: UInt64 = 0xcbf2_9ce4_8422_2325
+  public static var defaultSeed: UInt64 { 0xcbf2_9ce4_8422_2325 }
 
   /// The fingerprint of a key given as its UTF-8 bytes, folded into `seed`
   /// (to fingerprint two strings as one: the first one's as the seed).
