@@ -22,57 +22,79 @@ public enum BookingStatus: String, Hashable, Sendable, CaseIterable {
 /// or pay for it.
 public struct Booking: Hashable, Sendable {
   public var id: BookingID {
-    get { storage.id }
-    set { uniqueStorage().id = newValue }
+    get { storage.fields.id }
+    set { change { $0.id = newValue } }
   }
   public var saleID: SaleID {
-    get { storage.saleID }
-    set { uniqueStorage().saleID = newValue }
+    get { storage.fields.saleID }
+    set { change { $0.saleID = newValue } }
   }
   public var userID: UserID {
-    get { storage.userID }
-    set { uniqueStorage().userID = newValue }
+    get { storage.fields.userID }
+    set { change { $0.userID = newValue } }
   }
   /// The unit, 0 ..< quantity.
   public var unit: Int64 {
-    get { storage.unit }
-    set { uniqueStorage().unit = newValue }
+    get { storage.fields.unit }
+    set { change { $0.unit = newValue } }
   }
   public var status: BookingStatus {
-    get { storage.status }
-    set { uniqueStorage().status = newValue }
+    get { storage.fields.status }
+    set { change { $0.status = newValue } }
   }
   public var createdAt: Timestamp {
-    get { storage.createdAt }
-    set { uniqueStorage().createdAt = newValue }
+    get { storage.fields.createdAt }
+    set { change { $0.createdAt = newValue } }
   }
   public var updatedAt: Timestamp {
-    get { storage.updatedAt }
-    set { uniqueStorage().updatedAt = newValue }
+    get { storage.fields.updatedAt }
+    set { change { $0.updatedAt = newValue } }
   }
   /// The hold's deadline (kept after the hold ends, for the record).
   public var holdExpiresAt: Timestamp {
-    get { storage.holdExpiresAt }
-    set { uniqueStorage().holdExpiresAt = newValue }
+    get { storage.fields.holdExpiresAt }
+    set { change { $0.holdExpiresAt = newValue } }
   }
   public var idempotencyKey: String {
-    get { storage.idempotencyKey }
-    set { uniqueStorage().idempotencyKey = newValue }
+    get { storage.fields.idempotencyKey }
+    set { change { $0.idempotencyKey = newValue } }
   }
   public var fencingToken: UInt64 {
-    get { storage.fencingToken }
-    set { uniqueStorage().fencingToken = newValue }
+    get { storage.fields.fencingToken }
+    set { change { $0.fencingToken = newValue } }
   }
   /// Why a booked unit was released, when it was.
   public var releaseReason: String? {
-    get { storage.releaseReason }
-    set { uniqueStorage().releaseReason = newValue }
+    get { storage.fields.releaseReason }
+    set { change { $0.releaseReason = newValue } }
   }
 
-  /// The fields in one object, shared by copies until one changes: a booking
-  /// is copied at each step from the store to the answer (one retain per
-  /// copy instead of one per string).
+  /// The fields in one immutable object, shared by copies: a booking is
+  /// copied at each step from the store to the answer (one retain per copy
+  /// instead of one per string), and changed rarely (a change makes a new one).
   private var storage: Storage
+
+  private struct Fields: Hashable, Sendable {
+    var id: BookingID
+    var saleID: SaleID
+    var userID: UserID
+    var unit: Int64
+    var status: BookingStatus
+    var createdAt: Timestamp
+    var updatedAt: Timestamp
+    var holdExpiresAt: Timestamp
+    var idempotencyKey: String
+    var fencingToken: UInt64
+    var releaseReason: String?
+  }
+
+  private final class Storage: Sendable {
+    let fields: Fields
+
+    init(_ fields: Fields) {
+      self.fields = fields
+    }
+  }
 
   public init(
     id: BookingID, saleID: SaleID, userID: UserID, unit: Int64, status: BookingStatus, createdAt: Timestamp,
@@ -80,14 +102,16 @@ public struct Booking: Hashable, Sendable {
     releaseReason: String? = nil
   ) {
     storage = Storage(
-      id: id, saleID: saleID, userID: userID, unit: unit, status: status, createdAt: createdAt, updatedAt: updatedAt,
-      holdExpiresAt: holdExpiresAt, idempotencyKey: idempotencyKey, fencingToken: fencingToken,
-      releaseReason: releaseReason)
+      Fields(
+        id: id, saleID: saleID, userID: userID, unit: unit, status: status, createdAt: createdAt,
+        updatedAt: updatedAt, holdExpiresAt: holdExpiresAt, idempotencyKey: idempotencyKey,
+        fencingToken: fencingToken, releaseReason: releaseReason))
   }
 
-  private mutating func uniqueStorage() -> Storage {
-    if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-    return storage
+  private mutating func change(_ body: (inout Fields) -> Void) {
+    var fields = storage.fields
+    body(&fields)
+    storage = Storage(fields)
   }
 
   public static func == (lhs: Booking, rhs: Booking) -> Bool {
@@ -96,68 +120,6 @@ public struct Booking: Hashable, Sendable {
 
   public func hash(into hasher: inout Hasher) {
     hasher.combine(storage.fields)
-  }
-
-  /// Changed only through `uniqueStorage()`, when no other booking shares it.
-  private final class Storage: @unchecked Sendable {
-    var id: BookingID
-    var saleID: SaleID
-    var userID: UserID
-    var unit: Int64
-    var status: BookingStatus
-    var createdAt: Timestamp
-    var updatedAt: Timestamp
-    var holdExpiresAt: Timestamp
-    var idempotencyKey: String
-    var fencingToken: UInt64
-    var releaseReason: String?
-
-    init(
-      id: BookingID, saleID: SaleID, userID: UserID, unit: Int64, status: BookingStatus, createdAt: Timestamp,
-      updatedAt: Timestamp, holdExpiresAt: Timestamp, idempotencyKey: String, fencingToken: UInt64,
-      releaseReason: String?
-    ) {
-      self.id = id
-      self.saleID = saleID
-      self.userID = userID
-      self.unit = unit
-      self.status = status
-      self.createdAt = createdAt
-      self.updatedAt = updatedAt
-      self.holdExpiresAt = holdExpiresAt
-      self.idempotencyKey = idempotencyKey
-      self.fencingToken = fencingToken
-      self.releaseReason = releaseReason
-    }
-
-    func copy() -> Storage {
-      Storage(
-        id: id, saleID: saleID, userID: userID, unit: unit, status: status, createdAt: createdAt, updatedAt: updatedAt,
-        holdExpiresAt: holdExpiresAt, idempotencyKey: idempotencyKey, fencingToken: fencingToken,
-        releaseReason: releaseReason)
-    }
-
-    /// The fields as one value, for comparing and hashing.
-    var fields: Fields {
-      Fields(
-        id: id, saleID: saleID, userID: userID, unit: unit, status: status, createdAt: createdAt, updatedAt: updatedAt,
-        holdExpiresAt: holdExpiresAt, idempotencyKey: idempotencyKey, fencingToken: fencingToken,
-        releaseReason: releaseReason)
-    }
-  }
-
-  private struct Fields: Hashable {
-    var id: BookingID
-    var saleID: SaleID
-    var userID: UserID
-    var unit: Int64
-    var status: BookingStatus
-    var createdAt: Timestamp
-    var updatedAt: Timestamp
-    var holdExpiresAt: Timestamp
-    var idempotencyKey: String
-    var fencingToken: UInt64
-    var releaseReason: String?
   }
 }
 
