@@ -56,18 +56,27 @@ struct SQLiteClaimIndex {
     buyers.rows(Self.fingerprint(sale, user))
   }
 
-  /// Whether `key` may have been used, or `user` may have a booking in
-  /// `sale`: when neither, a claim needs no row read.
-  func mayHaveBooking(key: String, sale: SaleID, user: UserID) -> Bool {
-    keys.contains(Self.fingerprint(key)) || buyers.contains(Self.fingerprint(sale, user))
+  /// A claim's key and buyer, fingerprinted once for the lookup and the insert.
+  struct Fingerprints {
+    var key: UInt64
+    var buyer: UInt64
+  }
+
+  static func fingerprints(of request: ClaimRequest) -> Fingerprints {
+    Fingerprints(key: fingerprint(request.idempotencyKey), buyer: fingerprint(request.saleID, request.userID))
+  }
+
+  /// Whether the claim's key may have been used, or its user may have a
+  /// booking in its sale: when neither, the claim needs no row read.
+  func mayHaveBooking(_ claim: Fingerprints) -> Bool {
+    keys.contains(claim.key) || buyers.contains(claim.buyer)
   }
 
   /// Adds the booking at `row`, inserted by the running transaction.
-  mutating func add(row: Int64, key: String, sale: SaleID, user: UserID) {
-    let entry = (key: Self.fingerprint(key), buyer: Self.fingerprint(sale, user), row: row)
-    keys.add(entry.key, row: row)
-    buyers.add(entry.buyer, row: row)
-    added.append(entry)
+  mutating func add(row: Int64, _ claim: Fingerprints) {
+    keys.add(claim.key, row: row)
+    buyers.add(claim.buyer, row: row)
+    added.append((claim.key, claim.buyer, row))
   }
 
   /// The running transaction committed: what it added stays.

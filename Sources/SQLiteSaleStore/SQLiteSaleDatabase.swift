@@ -206,12 +206,13 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
   private func claimInFirstSlot(_ request: ClaimRequest, now: Timestamp, tallies: inout [SaleID: SaleTally]) throws
     -> ClaimOutcome?
   {
-    guard !claimIndex.mayHaveBooking(key: request.idempotencyKey, sale: request.saleID, user: request.userID),
+    let fingerprints = SQLiteClaimIndex.fingerprints(of: request)
+    guard !claimIndex.mayHaveBooking(fingerprints),
       var tally = try tally(request.saleID, cachedIn: &tallies), tally.schedule.state(at: now) == .active,
       let unit = try pickUnit(tally, of: request.saleID)
     else { return nil }
     let booking = hold(request, unit: unit.number, tally: tally, now: now)
-    try insert(booking)
+    try insert(booking, fingerprints)
     try take(unit, of: request.saleID, in: &tally)
     tallies[request.saleID] = tally
     return .held(booking, unitsLeft: tally.available)
@@ -253,7 +254,7 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
       return .refused(tally.held > 0 ? DomainError.soldOutForNow : DomainError.soldOut)
     }
     let booking = hold(request, unit: unit.number, tally: tally, now: now)
-    try insert(booking)
+    try insert(booking, SQLiteClaimIndex.fingerprints(of: request))
     try take(unit, of: request.saleID, in: &tally)
     tallies[request.saleID] = tally
     return .held(booking, unitsLeft: tally.available)
@@ -312,14 +313,13 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
   }
 
   /// Writes a new hold, and notes its key and buyer in the claim index.
-  private func insert(_ booking: Booking) throws(SQLiteError) {
+  private func insert(_ booking: Booking, _ fingerprints: SQLiteClaimIndex.Fingerprints) throws(SQLiteError) {
     try connection.run(
       Self.insertHold, .text(booking.id.rawValue), .text(booking.saleID.rawValue), .text(booking.userID.rawValue),
       .integer(booking.unit), .integer(booking.createdAt.nanosecondsSinceEpoch),
       .integer(booking.updatedAt.nanosecondsSinceEpoch), .integer(booking.holdExpiresAt.nanosecondsSinceEpoch),
       .text(booking.idempotencyKey), .integer(Int64(booking.fencingToken)))
-    claimIndex.add(
-      row: connection.lastInsertedRowID, key: booking.idempotencyKey, sale: booking.saleID, user: booking.userID)
+    claimIndex.add(row: connection.lastInsertedRowID, fingerprints)
   }
 
   private static let insertHold = """
