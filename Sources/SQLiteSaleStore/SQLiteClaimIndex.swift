@@ -35,8 +35,8 @@ struct SQLiteClaimIndex {
   static func load(_ connection: SQLiteConnection) throws -> SQLiteClaimIndex {
     var index = SQLiteClaimIndex()
     _ = try connection.query("SELECT rowid, idempotency_key, sale_id, user_id FROM bookings") { row in
-      let key = row.withTextBytes(1) { Self.fingerprint($0) }
-      let buyer = row.withTextBytes(2) { sale in row.withTextBytes(3) { user in Self.fingerprint(sale, user) } }
+      let key = row.withTextBytes(1) { ClaimedKeys.fingerprint($0) }
+      let buyer = row.withTextBytes(2) { sale in row.withTextBytes(3) { user in buyerFingerprint(sale, user) } }
       index.keys.add(key, row: row.int64(0))
       index.buyers.add(buyer, row: row.int64(0))
     }
@@ -48,12 +48,17 @@ struct SQLiteClaimIndex {
 
   /// Rows that may hold bookings made with `key`: read them and compare.
   func rows(key: String) -> [Int64] {
-    keys.rows(Self.fingerprint(key))
+    keys.rows(ClaimedKeys.fingerprint(key))
   }
 
-  /// Rows that may hold bookings of `user` in `sale`: read them and compare.
-  func rows(sale: SaleID, user: UserID) -> [Int64] {
-    buyers.rows(Self.fingerprint(sale, user))
+  /// Rows that may hold bookings made with the claim's key.
+  func rows(key claim: Fingerprints) -> [Int64] {
+    keys.rows(claim.key)
+  }
+
+  /// Rows that may hold bookings of the claim's user in its sale.
+  func rows(buyer claim: Fingerprints) -> [Int64] {
+    buyers.rows(claim.buyer)
   }
 
   /// A claim's key and buyer, fingerprinted once for the lookup and the insert.
@@ -63,7 +68,9 @@ struct SQLiteClaimIndex {
   }
 
   static func fingerprints(of request: ClaimRequest) -> Fingerprints {
-    Fingerprints(key: fingerprint(request.idempotencyKey), buyer: fingerprint(request.saleID, request.userID))
+    Fingerprints(
+      key: ClaimedKeys.fingerprint(request.idempotencyKey),
+      buyer: ClaimedKeys.fingerprint(request.userID.rawValue, seed: ClaimedKeys.fingerprint(request.saleID.rawValue)))
   }
 
   /// Whether the claim's key may have been used, or its user may have a
@@ -93,23 +100,10 @@ struct SQLiteClaimIndex {
     added.removeAll(keepingCapacity: true)
   }
 
-  // MARK: Fingerprints
-
-  private static func fingerprint(_ key: String) -> UInt64 {
-    ClaimedKeys.fingerprint(key)
-  }
-
-  /// The user's fingerprint seeded with the sale's.
-  private static func fingerprint(_ sale: SaleID, _ user: UserID) -> UInt64 {
-    ClaimedKeys.fingerprint(user.rawValue, seed: ClaimedKeys.fingerprint(sale.rawValue))
-  }
-
-  private static func fingerprint(_ sale: UnsafeRawBufferPointer, _ user: UnsafeRawBufferPointer) -> UInt64 {
+  /// A buyer's fingerprint as ``fingerprints(of:)`` makes it (the user's,
+  /// seeded with the sale's), from the bytes of a row.
+  private static func buyerFingerprint(_ sale: UnsafeRawBufferPointer, _ user: UnsafeRawBufferPointer) -> UInt64 {
     ClaimedKeys.fingerprint(user, seed: ClaimedKeys.fingerprint(sale))
-  }
-
-  private static func fingerprint(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-    ClaimedKeys.fingerprint(bytes)
   }
 }
 

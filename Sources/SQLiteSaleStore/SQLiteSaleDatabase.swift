@@ -196,17 +196,18 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
   private func claimOne(_ request: ClaimRequest, now: Timestamp, tallies: inout [SaleID: SaleTally]) throws
     -> ClaimOutcome
   {
-    try claimInFirstSlot(request, now: now, tallies: &tallies)
-      ?? claimCarefully(request, now: now, tallies: &tallies)
+    let fingerprints = SQLiteClaimIndex.fingerprints(of: request)
+    return try claimInFirstSlot(request, fingerprints, now: now, tallies: &tallies)
+      ?? claimCarefully(request, fingerprints, now: now, tallies: &tallies)
   }
 
   /// The rush's way: a key never seen, a user without a booking in the
   /// sale, an open sale with a unit to give: one INSERT. Nil for everything
   /// else: the careful way finds out what the claim is.
-  private func claimInFirstSlot(_ request: ClaimRequest, now: Timestamp, tallies: inout [SaleID: SaleTally]) throws
-    -> ClaimOutcome?
-  {
-    let fingerprints = SQLiteClaimIndex.fingerprints(of: request)
+  private func claimInFirstSlot(
+    _ request: ClaimRequest, _ fingerprints: SQLiteClaimIndex.Fingerprints, now: Timestamp,
+    tallies: inout [SaleID: SaleTally]
+  ) throws -> ClaimOutcome? {
     guard !claimIndex.mayHaveBooking(fingerprints),
       var tally = try tally(request.saleID, cachedIn: &tallies), tally.schedule.state(at: now) == .active,
       let unit = try pickUnit(tally, of: request.saleID)
@@ -220,10 +221,13 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
 
   /// A claim the rush's way could not place: a key used before, a user with
   /// a hold or booking already, a sale not open or without a unit to give.
-  private func claimCarefully(_ request: ClaimRequest, now: Timestamp, tallies: inout [SaleID: SaleTally]) throws
-    -> ClaimOutcome
-  {
-    if let existing = try booking(idempotencyKey: request.idempotencyKey) {
+  private func claimCarefully(
+    _ request: ClaimRequest, _ fingerprints: SQLiteClaimIndex.Fingerprints, now: Timestamp,
+    tallies: inout [SaleID: SaleTally]
+  ) throws -> ClaimOutcome {
+    if let existing = try firstBooking(in: claimIndex.rows(key: fingerprints), where: {
+      $0.idempotencyKey == request.idempotencyKey
+    }) {
       guard existing.saleID == request.saleID, existing.userID == request.userID else {
         return .refused(
           DomainError(
@@ -241,7 +245,7 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
       return .refused(error)
     }
     // The user's holds and bookings in the sale: the limit counts them all.
-    let taken = try claimIndex.rows(sale: request.saleID, user: request.userID).compactMap(booking(row:)).filter {
+    let taken = try claimIndex.rows(buyer: fingerprints).compactMap(booking(row:)).filter {
       $0.saleID == request.saleID && $0.userID == request.userID && $0.status.takesUnit
     }
     let limit = Int(tally.perUserLimit)
@@ -254,7 +258,7 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
       return .refused(tally.held > 0 ? DomainError.soldOutForNow : DomainError.soldOut)
     }
     let booking = hold(request, unit: unit.number, tally: tally, now: now)
-    try insert(booking, SQLiteClaimIndex.fingerprints(of: request))
+    try insert(booking, fingerprints)
     try take(unit, of: request.saleID, in: &tally)
     tallies[request.saleID] = tally
     return .held(booking, unitsLeft: tally.available)
@@ -356,8 +360,13 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
 
   /// The booking made with `idempotencyKey`, found through the claim index.
   func booking(idempotencyKey: String) throws -> Booking? {
-    for row in claimIndex.rows(key: idempotencyKey) {
-      if let booking = try booking(row: row), booking.idempotencyKey == idempotencyKey { return booking }
+    try firstBooking(in: claimIndex.rows(key: idempotencyKey)) { $0.idempotencyKey == idempotencyKey }
+  }
+
+  /// The first of the claim index's candidate rows whose booking `matches`.
+  private func firstBooking(in rows: [Int64], where matches: (Booking) -> Bool) throws -> Booking? {
+    for row in rows {
+      if let booking = try booking(row: row), matches(booking) { return booking }
     }
     return nil
   }

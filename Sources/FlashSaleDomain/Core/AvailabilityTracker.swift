@@ -47,8 +47,8 @@ public final class AvailabilityTracker: Service, Sendable {
   }
 
   /// What a refusal from memory reads of an entry, kept beside it as
-  /// plain values: copying an ``Entry`` out of the dictionary retains each
-  /// of its sale's strings, which cost the sold-out answer ~10% of its time.
+  /// plain values: copying an ``Entry`` out of the dictionary retained and
+  /// released each of its sale's strings on every sold-out answer.
   private struct Gate {
     var schedule: Sale.Schedule
     var counts: UnitCounts

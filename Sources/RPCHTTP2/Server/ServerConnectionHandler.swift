@@ -575,14 +575,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     // Trailers-Only: nothing was sent, so one HEADERS frame carries everything.
     stream.headersSent = true
     let custom = stream.context?.responseMetadata ?? (headers: Metadata(), trailers: Metadata())
-    var block: HeaderBlock
-    if let error {
-      block = GRPCHeaders.trailersOnly(
-        code: code, message: error.message, details: error.statusDetails,
-        metadata: mergedTrailers(custom.trailers, error), encoded: error.encodedStatus)
-    } else {
-      block = GRPCHeaders.trailersOnly(code: code, message: "", details: nil, metadata: custom.trailers)
-    }
+    var block = GRPCHeaders.trailersOnly(
+      code: code, message: error?.message ?? "", details: error?.statusDetails,
+      metadata: mergedTrailers(custom.trailers, error), encoded: error?.encodedStatus)
     if !custom.headers.isEmpty { block.add(custom.headers) }
     do {
       try session.submitResponse(stream: stream.id, headers: block, hasBody: false)
