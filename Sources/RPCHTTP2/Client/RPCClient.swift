@@ -3,12 +3,14 @@ import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
 public import RPCCore
+import Synchronization
 
 /// A gRPC client over HTTP/2: a small pool of connections to one or more
 /// servers, shared by every call.
 ///
 /// Calls are multiplexed as streams over the connections and spread round
-/// robin over those that are ready. A connection that fails is retried in the
+/// robin over those that are ready (a call started on one of the client's
+/// event loops goes to a connection of that loop). A connection that fails is retried in the
 /// background with exponential backoff; one that receives GOAWAY takes no new
 /// calls and closes when its calls end. A call refused before any server
 /// processed it (REFUSED_STREAM, GOAWAY) is retried on another connection
@@ -32,7 +34,7 @@ public final class RPCClient: RPCChannel, Sendable {
     var closed = false
   }
   private let waiters = NIOLockedValueBox(Waiters())
-  private let roundRobin = NIOLockedValueBox(0)
+  private let roundRobin = Atomic<Int>(0)
 
   /// A client of the configured targets. It connects on the first call.
   public init(
@@ -169,16 +171,20 @@ public final class RPCClient: RPCChannel, Sendable {
   }
 
   /// The next ready connection, round robin.
+  /// The next ready connection, round robin; for a call started on one of
+  /// the client's event loops (a call started from another's completion),
+  /// the next ready one on that loop, so that the call starts there and then,
+  /// and goes out with the loop's other writes, instead of hopping threads.
   private func pickReady() -> ClientConnection? {
-    let start = roundRobin.withLockedValue { value -> Int in
-      value = value &+ 1
-      return value
-    }
+    let start = roundRobin.add(1, ordering: .relaxed).newValue
+    var elsewhere: ClientConnection?
     for offset in 0..<connections.count {
       let connection = connections[(start &+ offset) % connections.count]
-      if case .ready = connection.state { return connection }
+      guard case .ready(let channel, _) = connection.state else { continue }
+      if channel.eventLoop.inEventLoop { return connection }
+      if elsewhere == nil { elsewhere = connection }
     }
-    return nil
+    return elsewhere
   }
 
   private func connectionsChanged() {
