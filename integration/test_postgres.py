@@ -189,12 +189,14 @@ def test_audit_names_corruption_written_with_sql_on_postgres():
             DROP INDEX bookings_one_taker_per_unit;
             INSERT INTO bookings VALUES ('bkg_double', '{sale.sale_id}', 'carol', 0, 'hold', 0, 0, 9000000000000000000, 'x-1', 99, NULL);
             INSERT INTO bookings VALUES ('bkg_over', '{sale.sale_id}', 'alice', 3, 'booked', 0, 0, 0, 'x-2', 98, NULL);
+            INSERT INTO bookings VALUES ('bkg_key', '{sale.sale_id}', 'dave', 4, 'released', 0, 0, 0, 'x-2', 97, 'cancelled');
         """)
         result = audit(url, sale.sale_id)
         assert result.returncode == 1, result.stdout
         assert "bkg_double" in result.stdout and "unit 0 is taken" in result.stdout, result.stdout
         assert "user alice" in result.stdout and "bkg_over" in result.stdout
         assert "user_holdings counts 1 units, the bookings take 2" in result.stdout
+        assert 'idempotency key "x-2" made 2 bookings: bkg_key, bkg_over' in result.stdout, result.stdout
     finally:
         platform.stop()
 

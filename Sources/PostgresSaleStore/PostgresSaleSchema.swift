@@ -149,6 +149,26 @@ enum PostgresSaleSchema {
       "DROP FUNCTION IF EXISTS flashsale_claim_batch(text[], text[], text[], text[], bigint)",
       "CREATE INDEX bookings_ended_by_sale ON bookings (sale_id) WHERE status IN ('released', 'expired')",
     ],
+    // 6: cheaper index entries for the rows every hold writes (measured with
+    // pgbench calling the claim function with 256 fresh claims, each build
+    // on a fresh cluster, interleaved). The unique index of taken units and
+    // the users' counters' key lead with the column that tells keys apart
+    // (unit, user) instead of the sale's id, which every descent compared
+    // first and found equal: 58-62k -> 58-67k claims/s, then 60-67k ->
+    // 61-67k. The idempotency keys' unique B-tree becomes a hash index:
+    // their uniqueness is the claim function's (it takes an advisory lock on
+    // each key's hash, then looks the key up, before it inserts; nothing else
+    // inserts bookings), and the audit names a key that made two bookings.
+    // 61-67k -> 65-71k claims/s.
+    [
+      "SET LOCAL lock_timeout = '5s'",
+      "DROP INDEX IF EXISTS bookings_one_taker_per_unit",
+      "CREATE UNIQUE INDEX bookings_one_taker_per_unit ON bookings (unit, sale_id) WHERE status IN ('hold', 'booked')",
+      "ALTER TABLE user_holdings DROP CONSTRAINT user_holdings_pkey",
+      "ALTER TABLE user_holdings ADD PRIMARY KEY (user_id, sale_id)",
+      "ALTER TABLE bookings DROP CONSTRAINT bookings_idempotency_key_key",
+      "CREATE INDEX bookings_by_key ON bookings USING hash (idempotency_key)",
+    ],
   ]
 
   /// How long a unit given back to stock waits before a claim may take it,
@@ -273,7 +293,9 @@ enum PostgresSaleSchema {
         h_left bigint[] := '{}';
       BEGIN
         -- A retry of a claim still in flight in another transaction waits
-        -- here for it to commit, then finds its booking and replays it.
+        -- here for it to commit, then finds its booking and replays it. These
+        -- locks are what keeps a key to one booking: its index is a hash
+        -- index, not a unique one (migration 6).
         PERFORM pg_advisory_xact_lock(x.h)
           FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(p_keys) AS k ORDER BY 1) AS x;
         SELECT coalesce(array_agg(b.idempotency_key), '{}') INTO v_existing
@@ -448,6 +470,45 @@ enum PostgresSaleSchema {
           SELECT (x.i - 1)::int, 'held'::text, NULL::text, NULL::text, NULL::text[], x.l,
             b.unit, b.fencing_token, b.hold_expires_at
           FROM inserted AS b JOIN unnest(h_idx, h_left) AS x(i, l) ON b.id = p_ids[x.i];
+      END
+      $$
+      """,
+      """
+      CREATE OR REPLACE PROCEDURE flashsale_claim_holds_committed(
+        p_sales text[], p_users text[], p_keys text[], p_ids text[], p_now bigint,
+        OUT held_idx int[], OUT held_left bigint[], OUT held_unit bigint[], OUT held_token bigint[],
+        OUT held_until bigint[], OUT other_idx int[], OUT other_outcome text[], OUT other_refusal text[],
+        OUT other_detail text[], OUT other_left bigint[], OUT other_booking text[])
+      LANGUAGE plpgsql
+      -- flashsale_claim_holds and its commit in one round trip: called in no
+      -- transaction block, the procedure commits, and only then answers, so
+      -- that the answer is durable (a client that sees the answer of a plain
+      -- statement may see it before the commit at the end of the protocol's
+      -- message series, which can still fail). A BEGIN and a COMMIT of their
+      -- own cost the batch two more round trips, during which the database
+      -- waited on the client. The outcomes come back as arrays: the holds;
+      -- the others, each with eleven booking fields (a replay's, or empty).
+      AS $$
+      BEGIN
+        WITH r AS MATERIALIZED (SELECT * FROM flashsale_claim_holds(p_sales, p_users, p_keys, p_ids, p_now))
+        SELECT coalesce(array_agg(r.idx ORDER BY r.idx) FILTER (WHERE r.outcome = 'held'), '{}'),
+            coalesce(array_agg(r.units_left ORDER BY r.idx) FILTER (WHERE r.outcome = 'held'), '{}'),
+            coalesce(array_agg(r.held_unit ORDER BY r.idx) FILTER (WHERE r.outcome = 'held'), '{}'),
+            coalesce(array_agg(r.held_token ORDER BY r.idx) FILTER (WHERE r.outcome = 'held'), '{}'),
+            coalesce(array_agg(r.held_until ORDER BY r.idx) FILTER (WHERE r.outcome = 'held'), '{}'),
+            coalesce(array_agg(r.idx ORDER BY r.idx) FILTER (WHERE r.outcome <> 'held'), '{}'),
+            coalesce(array_agg(r.outcome ORDER BY r.idx) FILTER (WHERE r.outcome <> 'held'), '{}'),
+            coalesce(array_agg(coalesce(r.refusal, '') ORDER BY r.idx) FILTER (WHERE r.outcome <> 'held'), '{}'),
+            coalesce(array_agg(coalesce(r.detail, '') ORDER BY r.idx) FILTER (WHERE r.outcome <> 'held'), '{}'),
+            coalesce(array_agg(r.units_left ORDER BY r.idx) FILTER (WHERE r.outcome <> 'held'), '{}'),
+            coalesce((SELECT array_agg(f.field ORDER BY o.idx, f.n)
+              FROM r AS o, unnest(coalesce(o.booking, array_fill(''::text, ARRAY[11])))
+                WITH ORDINALITY AS f(field, n)
+              WHERE o.outcome <> 'held'), '{}')
+          INTO held_idx, held_left, held_unit, held_token, held_until, other_idx, other_outcome, other_refusal,
+            other_detail, other_left, other_booking
+          FROM r;
+        COMMIT;
       END
       $$
       """,

@@ -277,62 +277,43 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   }
 
   private func claimOnce(_ requests: [ClaimRequest], now: Timestamp) async throws -> [ClaimOutcome] {
-    let logger = self.logger
-    return try await database.transaction { connection in
-      // An explicit transaction: the answer waits for COMMIT's, so nothing
-      // is acknowledged before it is durable.
-      try await Self.claimRows(requests, now: now, on: connection, logger: logger)
-    }
-  }
-
-  private static func claimRows(
-    _ requests: [ClaimRequest], now: Timestamp, on connection: PostgresConnection, logger: Logger
-  ) async throws -> [ClaimOutcome] {
-    // The holds come back in one row of arrays (a row per claim cost the
-    // client a message, nine cells and a status string each); every other
-    // outcome in a row of its own, with one-element arrays.
-    let rows = try await connection.query(
+    // In no transaction block: the procedure commits before it answers, so
+    // nothing is acknowledged before it is durable.
+    let rows = try await client.query(
       """
-      WITH r AS MATERIALIZED (
-        SELECT * FROM flashsale_claim_holds(
-          \(requests.map(\.saleID.rawValue)), \(requests.map(\.userID.rawValue)), \(requests.map(\.idempotencyKey)),
-          \(requests.map(\.bookingID.rawValue)), \(now.nanosecondsSinceEpoch)))
-      SELECT array_agg(idx ORDER BY idx), 'held', NULL::text, NULL::text, NULL::text[],
-        array_agg(units_left ORDER BY idx), array_agg(held_unit ORDER BY idx), array_agg(held_token ORDER BY idx),
-        array_agg(held_until ORDER BY idx)
-      FROM r WHERE outcome = 'held' HAVING count(*) > 0
-      UNION ALL
-      SELECT ARRAY[idx], outcome, refusal, detail, booking, ARRAY[units_left], NULL, NULL, NULL
-      FROM r WHERE outcome <> 'held'
+      CALL flashsale_claim_holds_committed(
+        \(requests.map(\.saleID.rawValue)), \(requests.map(\.userID.rawValue)), \(requests.map(\.idempotencyKey)),
+        \(requests.map(\.bookingID.rawValue)), \(now.nanosecondsSinceEpoch),
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
       """, logger: logger)
     var outcomes = [ClaimOutcome?](repeating: nil, count: requests.count)
-    for try await (indices, outcome, refusal, detail, booking, left, units, tokens, untils) in rows.decode(
-      ([Int32], String, String?, String?, [String]?, [Int64], [Int64]?, [Int64]?, [Int64]?).self)
+    for try await (heldIndices, heldLeft, units, tokens, untils, indices, kinds, refusals, details, left, bookings)
+      in rows.decode(
+        ([Int32], [Int64], [Int64], [Int64], [Int64], [Int32], [String], [String], [String], [Int64], [String]).self)
     {
-      guard indices.allSatisfy({ requests.indices.contains(Int($0)) }), left.count == indices.count else {
-        throw StoreFault("the store answered claims \(indices) of \(requests.count)")
+      let fieldsPerBooking = 11
+      guard (heldIndices + indices).allSatisfy({ requests.indices.contains(Int($0)) }),
+        [heldLeft.count, units.count, tokens.count, untils.count].allSatisfy({ $0 == heldIndices.count }),
+        [kinds.count, refusals.count, details.count, left.count].allSatisfy({ $0 == indices.count }),
+        bookings.count == indices.count * fieldsPerBooking
+      else {
+        throw StoreFault("the store answered claims \(heldIndices) and \(indices) of \(requests.count) unevenly")
       }
-      switch outcome {
-      case "held":
-        guard let units, let tokens, let untils, units.count == indices.count, tokens.count == indices.count,
-          untils.count == indices.count
-        else { throw StoreFault("the store answered holds without their units") }
-        for (n, index) in indices.enumerated() {
-          let request = requests[Int(index)]
-          let hold = Booking(
-            id: request.bookingID, saleID: request.saleID, userID: request.userID, unit: units[n], status: .hold,
-            createdAt: now, updatedAt: now, holdExpiresAt: Timestamp(nanosecondsSinceEpoch: untils[n]),
-            idempotencyKey: request.idempotencyKey, fencingToken: UInt64(bitPattern: tokens[n]))
-          outcomes[Int(index)] = .held(hold, unitsLeft: left[n])
-        }
-      case "replayed":
-        for (n, index) in indices.enumerated() {
-          outcomes[Int(index)] = .replayed(try Self.booking(booking ?? []), unitsLeft: left[n])
-        }
-      default:
-        let error = Self.refusal(refusal ?? "UNKNOWN", detail)
-        for index in indices {
-          outcomes[Int(index)] = outcome == "busy" ? .busy(error) : .refused(error)
+      for (n, index) in heldIndices.enumerated() {
+        let request = requests[Int(index)]
+        let hold = Booking(
+          id: request.bookingID, saleID: request.saleID, userID: request.userID, unit: units[n], status: .hold,
+          createdAt: now, updatedAt: now, holdExpiresAt: Timestamp(nanosecondsSinceEpoch: untils[n]),
+          idempotencyKey: request.idempotencyKey, fencingToken: UInt64(bitPattern: tokens[n]))
+        outcomes[Int(index)] = .held(hold, unitsLeft: heldLeft[n])
+      }
+      for (n, index) in indices.enumerated() {
+        if kinds[n] == "replayed" {
+          let fields = Array(bookings[n * fieldsPerBooking..<(n + 1) * fieldsPerBooking])
+          outcomes[Int(index)] = .replayed(try Self.booking(fields), unitsLeft: left[n])
+        } else {
+          let error = Self.refusal(refusals[n].isEmpty ? "UNKNOWN" : refusals[n], details[n].isEmpty ? nil : details[n])
+          outcomes[Int(index)] = kinds[n] == "busy" ? .busy(error) : .refused(error)
         }
       }
     }
@@ -514,6 +495,19 @@ public final class PostgresSaleStore: SaleStore, Sendable {
         counterMismatches.append(row)
       }
 
+      // Keys are kept to one booking by the claim function's locks, not by a
+      // unique index: a key of this sale's that made two bookings, in any sale.
+      var keysUsedTwice: [(String, Int64, String)] = []
+      for try await row in try await connection.query(
+        """
+        SELECT idempotency_key, count(*), string_agg(id, ', ' ORDER BY id) FROM bookings
+        WHERE idempotency_key IN (SELECT idempotency_key FROM bookings WHERE sale_id = \(saleID.rawValue))
+        GROUP BY idempotency_key HAVING count(*) > 1 ORDER BY idempotency_key
+        """, logger: logger
+      ).decode((String, Int64, String).self) {
+        keysUsedTwice.append(row)
+      }
+
       let quantity = sale.definition.quantity
       var findings = SaleAuditor.findings(
         quantity: quantity, perUserLimit: sale.definition.perUserLimit, bookings: taken,
@@ -527,6 +521,9 @@ public final class PostgresSaleStore: SaleStore, Sendable {
           AuditFinding(
             "\(free + Int64(returned.count)) units are free (\(free) never issued + \(returned.count) returned) but \(quantity - Int64(taken.count)) are not taken: a unit is stranded or counted twice"
           ))
+      }
+      for (key, count, ids) in keysUsedTwice {
+        findings.append(AuditFinding("idempotency key \"\(key)\" made \(count) bookings: \(ids)"))
       }
       for (user, counted, taken) in counterMismatches {
         findings.append(AuditFinding("user \(user): user_holdings counts \(counted) units, the bookings take \(taken)"))
