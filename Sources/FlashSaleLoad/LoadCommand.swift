@@ -108,8 +108,11 @@ final class LoadDriver: Sendable {
   private let saleID: String
   private let runID: String
   private let scattered: Bool
-  private let serviceToken: String
   private let end: ContinuousClock.Instant
+  private let userPrefix: [UInt8]
+  private let keyPrefix: [UInt8]
+  /// Every call's metadata but its user: the service token.
+  private let baseMetadata: Metadata
   private let counter = Atomic<Int>(0)
   private let running = Atomic<Int>(0)
   private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
@@ -122,7 +125,11 @@ final class LoadDriver: Sendable {
     self.saleID = saleID
     self.runID = runID
     self.scattered = scattered
-    self.serviceToken = serviceToken
+    self.userPrefix = Array("u-\(runID)-".utf8)
+    self.keyPrefix = Array("k-\(runID)-".utf8)
+    var metadata = Metadata()
+    metadata.add(CallerIdentity.serviceTokenHeader, serviceToken)
+    self.baseMetadata = metadata
     self.end = end
   }
 
@@ -139,15 +146,35 @@ final class LoadDriver: Sendable {
   /// `n` (splitmix64's finalizer), so that they stay distinct.
   private func identifiers(_ n: Int) -> (user: String, key: String) {
     guard scattered else { return ("u-\(runID)-\(n)", "k-\(runID)-\(n)") }
-    func scatter(_ value: UInt64) -> String {
-      var z = value &+ 0x9E37_79B9_7F4A_7C15
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      let hex = String(z ^ (z >> 31), radix: 16)
-      return String(repeating: "0", count: 16 - hex.count) + hex
-    }
     let n = UInt64(n)
-    return ("u-\(runID)-\(scatter(n))", "k-\(runID)-\(scatter(n ^ 0x5555_5555_5555_5555))\(scatter(n))")
+    return (
+      Self.identifier(prefix: userPrefix, words: Self.scatter(n)),
+      Self.identifier(prefix: keyPrefix, words: Self.scatter(n ^ 0x5555_5555_5555_5555), Self.scatter(n))
+    )
+  }
+
+  private static func scatter(_ value: UInt64) -> UInt64 {
+    var z = value &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+
+  /// `prefix` followed by each word as 16 hex digits, written straight into
+  /// the string (the load generator shares the machine with the server).
+  private static func identifier(prefix: [UInt8], words: UInt64...) -> String {
+    let hex = Array("0123456789abcdef".utf8)
+    return String(unsafeUninitializedCapacity: prefix.count + 16 * words.count) { buffer in
+      _ = buffer.initialize(fromContentsOf: prefix)
+      var at = prefix.count
+      for word in words {
+        for shift in stride(from: 60, through: 0, by: -4) {
+          buffer[at] = hex[Int((word >> UInt64(shift)) & 0xF)]
+          at += 1
+        }
+      }
+      return at
+    }
   }
 
   private func next() {
@@ -158,9 +185,9 @@ final class LoadDriver: Sendable {
       return
     }
     let n = counter.add(1, ordering: .relaxed).newValue
-    var metadata = Metadata()
     let (user, key) = identifiers(n)
-    CallerIdentity(userID: user).apply(to: &metadata, serviceToken: serviceToken)
+    var metadata = baseMetadata  // as CallerIdentity(userID: user).apply(to:serviceToken:) writes it
+    metadata.add(CallerIdentity.userIDHeader, user)
     let request = FramedMessage(BookRequest(saleID: saleID, idempotencyKey: key))
     let began = ContinuousClock.now
     client.unary(Booking.Method.book, request: request, metadata: metadata, timeout: .seconds(30)) { result in
