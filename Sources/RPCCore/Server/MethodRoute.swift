@@ -50,12 +50,14 @@ public struct MethodRoute: Sendable {
           return .failure(decodingError(Request.self, error))
         }
         // No `map` for the common, immediate answer: no closure to allocate.
-        let reply = handler(request, context)
-        switch reply.storage {
+        // The handler's reply is switched on as it is returned, not bound
+        // first: a bound reply was copied whole (a large response inline)
+        // before its payload was taken out.
+        switch handler(request, context).storage {
         case .done(.success(let response)): return .ok(FramedMessage(response))
         case .done(.failure(let error)): return .failure(error)
         case .failed(let error): return .failure(error)
-        default: return reply.map { FramedMessage($0) }
+        case let pending: return Reply(storage: pending).map { FramedMessage($0) }
         }
       })
   }
