@@ -229,19 +229,34 @@ struct ServerConnectionHandlerTests {
     #expect(error.details.contains { if case .retryInfo = $0 { true } else { false } })
   }
 
-  @Test("an error encoded into permanent memory reaches the client intact, call after call")
+  @Test("errors encoded into permanent memory reach the client intact, call after call, each its own")
   func permanentError() throws {
     let client = try H2TestClient(server: Self.server())
-    let body = FramedMessage(Grpc_Health_V1_HealthCheckRequest(service: "permanent")).bytes
-    for _ in 0..<3 {  // the later answers come from the HPACK dynamic table
+    func call(_ service: String) throws -> (status: Int?, message: String?, reason: String?, trailer: String?) {
+      let body = FramedMessage(Grpc_Health_V1_HealthCheckRequest(service: service)).bytes
       let id = try client.request(path: "/grpc.health.v1.Health/Check", body: body)
       let response = try #require(client.responses[id])
-      #expect(response.grpcStatus == StatusCode.resourceExhausted.rawValue)
-      #expect(response.grpcMessage == "sold out: 100% gone")
-      let encoded = try #require(response.header("grpc-status-details-bin"))
-      var error = RPCError(code: .resourceExhausted, message: "sold out")
-      error.statusDetails = Base64.decode(encoded)
-      #expect(error.errorInfo?.reason == "SOLD_OUT")
+      var error = RPCError(code: .unknown, message: "")
+      error.statusDetails = response.header("grpc-status-details-bin").flatMap { Base64.decode($0) }
+      return (response.grpcStatus, response.grpcMessage, error.errorInfo?.reason, response.header("x-sale-state"))
+    }
+    // The later answers come from the HPACK dynamic table and from the
+    // connection's block of each permanent error; one with a trailer of
+    // its handler's is built for its call.
+    for _ in 0..<3 {
+      let soldOut = try call("permanent")
+      #expect(soldOut.status == StatusCode.resourceExhausted.rawValue)
+      #expect(soldOut.message == "sold out: 100% gone")
+      #expect(soldOut.reason == "SOLD_OUT")
+      #expect(soldOut.trailer == nil)
+      let ended = try call("permanent-ended")
+      #expect(ended.status == StatusCode.failedPrecondition.rawValue)
+      #expect(ended.message == "sale ended")
+      #expect(ended.reason == "SALE_ENDED")
+      let withTrailer = try call("permanent-with-trailer")
+      #expect(withTrailer.status == StatusCode.resourceExhausted.rawValue)
+      #expect(withTrailer.reason == "SOLD_OUT")
+      #expect(withTrailer.trailer == "closed")
     }
   }
 
@@ -306,6 +321,10 @@ struct FailingHealth: Grpc_Health_V1_Health.ServiceProtocol {
     code: .resourceExhausted, message: "sold out: 100% gone",
     details: [.errorInfo(Google_Rpc_ErrorInfo(reason: "SOLD_OUT", domain: "flashsale.v1"))]
   ).encodingStatusPermanently()
+  static let permanentEnded = RPCError(
+    code: .failedPrecondition, message: "sale ended",
+    details: [.errorInfo(Google_Rpc_ErrorInfo(reason: "SALE_ENDED", domain: "flashsale.v1"))]
+  ).encodingStatusPermanently()
 
   func check(_ request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext)
     -> Reply<Grpc_Health_V1_HealthCheckResponse>
@@ -321,6 +340,11 @@ struct FailingHealth: Grpc_Health_V1_Health.ServiceProtocol {
             .retryInfo(Google_Rpc_RetryInfo(retryDelay: Google_Protobuf_Duration(seconds: 1))),
           ]))
     case "permanent":
+      return .failure(Self.permanentError)
+    case "permanent-ended":
+      return .failure(Self.permanentEnded)
+    case "permanent-with-trailer":
+      context.trailers = ["x-sale-state": "closed"]
       return .failure(Self.permanentError)
     case "crash":
       return .failure(Secret())

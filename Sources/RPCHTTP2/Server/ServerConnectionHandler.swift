@@ -50,6 +50,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
   private var keepaliveTimer: Scheduled<Void>?
   /// The deadlines of calls that did not finish inline, under one timer.
   private var deadlines = DeadlineQueue<ServerStream>()
+  /// Trailers-Only blocks of errors whose status is encoded permanently (a
+  /// sold-out refusal, sent again and again), built once per connection and
+  /// found by the address of their encoded message.
+  private var permanentTrailers: [(message: UnsafeRawPointer?, code: StatusCode, block: HeaderBlock)] = []
   private var pingTimeout: Scheduled<Void>?
   private var lastClientPingNanos: UInt64 = 0
   private var pingStrikes = 0
@@ -575,10 +579,18 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     // Trailers-Only: nothing was sent, so one HEADERS frame carries everything.
     stream.headersSent = true
     let custom = stream.context?.responseMetadata ?? (headers: Metadata(), trailers: Metadata())
-    var block = GRPCHeaders.trailersOnly(
-      code: code, message: error?.message ?? "", details: error?.statusDetails,
-      metadata: mergedTrailers(custom.trailers, error), encoded: error?.encodedStatus)
-    if !custom.headers.isEmpty { block.add(custom.headers) }
+    let block: HeaderBlock
+    if let error, custom.headers.isEmpty, custom.trailers.isEmpty, error.metadata.isEmpty,
+      let permanent = error.encodedStatus?.permanent
+    {
+      block = permanentTrailersOnly(error, message: permanent.message.bytes.baseAddress)
+    } else {
+      var built = GRPCHeaders.trailersOnly(
+        code: code, message: error?.message ?? "", details: error?.statusDetails,
+        metadata: mergedTrailers(custom.trailers, error), encoded: error?.encodedStatus)
+      if !custom.headers.isEmpty { built.add(custom.headers) }
+      block = built
+    }
     do {
       try session.submitResponse(stream: stream.id, headers: block, hasBody: false)
     } catch {
@@ -666,6 +678,20 @@ final class ServerConnectionHandler: ChannelDuplexHandler, HTTP2SessionDelegate 
     return GRPCHeaders.trailers(
       code: error.code, message: error.message, details: error.statusDetails, metadata: mergedTrailers(custom, error),
       encoded: error.encodedStatus)
+  }
+
+  /// The Trailers-Only block of `error`, whose status is encoded permanently
+  /// and which carries no metadata: built at its first sending on this
+  /// connection (for the few such errors a server has), then reused.
+  private func permanentTrailersOnly(_ error: RPCError, message: UnsafeRawPointer?) -> HeaderBlock {
+    for entry in permanentTrailers where entry.message == message && entry.code == error.code {
+      return entry.block
+    }
+    let block = GRPCHeaders.trailersOnly(
+      code: error.code, message: error.message, details: error.statusDetails, metadata: Metadata(),
+      encoded: error.encodedStatus)
+    if permanentTrailers.count < 16 { permanentTrailers.append((message, error.code, block)) }
+    return block
   }
 
   private func mergedTrailers(_ custom: Metadata, _ error: RPCError?) -> Metadata {
