@@ -73,6 +73,17 @@ struct SQLiteClaimIndex {
       buyer: ClaimedKeys.fingerprint(request.userID.rawValue, seed: ClaimedKeys.fingerprint(request.saleID.rawValue)))
   }
 
+  /// Reads where the claims' lookups will start, so that a batch's cache
+  /// misses overlap (see ``FingerprintTable/touch(_:)``); returns what it
+  /// read, for the caller to keep.
+  func touch(_ claims: [Fingerprints]) -> UInt64 {
+    var read: UInt64 = 0
+    for claim in claims {
+      read ^= keys.touch(claim.key) ^ buyers.touch(claim.buyer)
+    }
+    return read
+  }
+
   /// Whether the claim's key may have been used, or its user may have a
   /// booking in its sale: when neither, the claim needs no row read.
   func mayHaveBooking(_ claim: Fingerprints) -> Bool {
@@ -117,6 +128,10 @@ private struct RowsByFingerprint {
 
   func contains(_ fingerprint: UInt64) -> Bool {
     first.contains(fingerprint)
+  }
+
+  func touch(_ fingerprint: UInt64) -> UInt64 {
+    first.touch(fingerprint)
   }
 
   func rows(_ fingerprint: UInt64) -> [Int64] {

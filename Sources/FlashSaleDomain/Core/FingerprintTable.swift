@@ -43,6 +43,14 @@ public struct FingerprintTable: Sendable {
     }
   }
 
+  /// Reads the slot where a lookup of `fingerprint` starts, and returns its
+  /// key, for a caller about to look up many fingerprints: reading every
+  /// home slot first lets their cache misses overlap (the loads do not
+  /// depend on each other) instead of coming one after another.
+  public func touch(_ fingerprint: UInt64) -> UInt64 {
+    slots[Int(truncatingIfNeeded: fingerprint) & mask].key
+  }
+
   /// Whether `fingerprint` has a value.
   public func contains(_ fingerprint: UInt64) -> Bool {
     self[fingerprint] != nil
