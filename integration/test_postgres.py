@@ -113,6 +113,50 @@ def test_a_retry_racing_its_first_attempt_on_another_instance_gets_the_same_book
         second.stop()
 
 
+def test_a_batch_whose_commit_fails_acknowledges_none_of_its_claims():
+    """A deferred trigger fails, at COMMIT, every transaction that holds a
+    unit for the user "poison": the claim batch that carries it commits
+    nothing and answers none of its calls with a hold. Every call answered
+    with a hold has it in the store; every other call has no booking."""
+    url = fresh_database()
+    platform = Platform(url)
+    try:
+        sale = platform.create_sale(quantity=1000, per_user_limit=1)
+        psql(url, """
+            CREATE FUNCTION poison_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.user_id = 'poison' THEN RAISE EXCEPTION 'injected commit failure'; END IF;
+              RETURN NULL;
+            END $$;
+            CREATE CONSTRAINT TRIGGER poison_at_commit AFTER INSERT ON bookings
+              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION poison_at_commit();
+        """)
+        buyers = [f"buyer-{i}" for i in range(400)]
+        buyers.insert(200, "poison")
+        channel = grpc.insecure_channel(f"127.0.0.1:{platform.server.port}")
+        stub = booking_grpc.BookingStub(channel)
+        futures = [(who, stub.Book.future(booking_pb2.BookRequest(sale_id=sale.sale_id, idempotency_key=f"key-{who}"),
+                                          metadata=user(who), timeout=60)) for who in buyers]
+        held, failed = {}, {}
+        for who, future in futures:
+            try:
+                held[who] = future.result().booking.booking_id
+            except grpc.RpcError as error:
+                failed[who] = error.code()
+        channel.close()
+        assert "poison" in failed and failed["poison"] == grpc.StatusCode.UNAVAILABLE, failed.get("poison")
+        assert set(failed.values()) == {grpc.StatusCode.UNAVAILABLE}, failed
+        stored = subprocess.run(
+            ["psql", "-X", "-Atq", url, "-c",
+             f"SELECT user_id, id FROM bookings WHERE sale_id = '{sale.sale_id}' AND status = 'hold'"],
+            check=True, capture_output=True, text=True, timeout=60).stdout.split()
+        assert dict(line.split("|") for line in stored) == held
+        result = audit(url, sale.sale_id)
+        assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        platform.stop()
+
+
 def memory_refusals(platform, key_check):
     """flashsale_book_refused_from_memory_total{key_check=...} of one instance."""
     match = re.search(r'flashsale_book_refused_from_memory_total\{key_check="%s"\} (\d+)' % key_check,
