@@ -77,12 +77,22 @@ bench: test-deps
 
 ## The sale core's claim rate with our load generator (flashsale-load) on SQLite and on a
 ## throwaway PostgreSQL, beside Redis's Lua decrement and pgbench's plain SKIP LOCKED claim, each
-## run right after ours on the same machine; see bench/claim-bench.sh.
+## run right after ours on the same machine, in interleaved pairs (3 on SQLite, 2 on PostgreSQL:
+## the machine's speed drifts between minutes); then the sold-out path and fsyncs per hold; then
+## a summary of the ratios (bench/claim-summary.py). See bench/claim-bench.sh. About 8 minutes.
 claim-bench: bench-deps
-	bench/claim-bench.sh sqlite
-	ROUNDS=1 bash ../shared/peers/storage/redis_bench.sh
-	scripts/with-postgres.sh bench/claim-bench.sh postgres
-	ROUNDS=1 bash ../shared/peers/storage/pg_bench.sh
+	@mkdir -p .build; set -o pipefail; { \
+	  for pair in 1 2 3; do \
+	    PARTS=claims bench/claim-bench.sh sqlite && ROUNDS=1 bash ../shared/peers/storage/redis_bench.sh || exit 1; \
+	  done; \
+	  PARTS="soldout fsyncs" bench/claim-bench.sh sqlite || exit 1; \
+	  for pair in 1 2; do \
+	    PARTS=claims scripts/with-postgres.sh bench/claim-bench.sh postgres && \
+	      ROUNDS=1 bash ../shared/peers/storage/pg_bench.sh || exit 1; \
+	  done; \
+	  PARTS=soldout scripts/with-postgres.sh bench/claim-bench.sh postgres; \
+	} 2>&1 | tee .build/claim-bench.log
+	@python3 bench/claim-summary.py .build/claim-bench.log
 
 ## Where a call's instructions go: the in-process microbenchmark (add valgrind for counts).
 microbench: deps

@@ -5,7 +5,8 @@
 #   bench/claim-bench.sh sqlite
 #   scripts/with-postgres.sh bench/claim-bench.sh postgres     (a throwaway cluster)
 #   env: SECS=10 CONCURRENCY="1024 512" (sqlite) or 512 (postgres): a run for each level, CONNECTIONS=4,
-#        UNITS=5000000, IDS=scattered|ordered, ROUNDS=5 (sold out against Health/Check)
+#        UNITS=5000000, IDS=scattered|ordered, ROUNDS=5 (sold out against Health/Check),
+#        PARTS="claims soldout fsyncs" (which parts run)
 # Each store at the number of calls in flight where its rate peaked with p99
 # under 50 ms on this 2-core machine (SQLite: 512 -> 1024 gained 8-10%, 2048
 # nothing more at p99 ~40 ms; PostgreSQL: 1024 gained nothing over 512 and
@@ -23,6 +24,8 @@ cd "$(dirname "$0")/.."
 KIND="${1:-sqlite}"
 SECS="${SECS:-10}"; CONNECTIONS="${CONNECTIONS:-4}"; UNITS="${UNITS:-5000000}"; ROUNDS="${ROUNDS:-5}"
 if [ "$KIND" = sqlite ]; then CONCURRENCY="${CONCURRENCY:-1024 512}"; else CONCURRENCY="${CONCURRENCY:-512}"; fi
+PARTS="${PARTS:-claims soldout fsyncs}"
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 IDS="${IDS:-scattered}"
 case "$IDS" in scattered) ID_FLAGS=(--scattered-ids) ;; ordered) ID_FLAGS=() ;; *) echo "IDS=scattered|ordered" >&2; exit 2 ;; esac
 swift build -c release --product flashsale >/dev/null
@@ -64,7 +67,7 @@ count_holds() {  # sale id
   esac
 }
 
-for inflight in $CONCURRENCY; do
+part claims && for inflight in $CONCURRENCY; do
   echo "== claims ($KIND): a sale of $UNITS units, $SECS s, $inflight calls in flight over $CONNECTIONS connections, $IDS ids"
   [ "$KIND" = sqlite ] && rm -f "$D"/claims.db*  # a fresh file for each run
   start_server env
@@ -76,6 +79,7 @@ for inflight in $CONCURRENCY; do
   "$BIN/flashsale" audit --store "$STORE" --sale "$SALE" | tail -1
 done
 
+if part soldout; then
 echo "== sold out ($KIND): a sale of 1 unit, then $SECS s of Book calls (refused from memory)"
 start_server env
 load --concurrency 512 --create-sale 1 --duration "$SECS" | tee "$D/soldout.txt"
@@ -126,8 +130,9 @@ print("sold-out Book / Health/Check (make bench) by round: " + ", ".join(f"{r:.3
       + f"; median {statistics.median(ratios):.3f}")
 PY
 stop_server
+fi
 
-if [ "$KIND" = sqlite ] && command -v strace >/dev/null; then
+if part fsyncs && [ "$KIND" = sqlite ] && command -v strace >/dev/null; then
   echo "== fsyncs (sqlite): 3 s of claims under strace -f -c -e trace=fsync,fdatasync"
   rm -f "$D"/claims.db*
   start_server strace -f -c -e trace=fsync,fdatasync -o "$D/strace.txt"
