@@ -107,27 +107,39 @@ BOOK_HEADERS=(-H "x-flashsale-service-token: bench" -H "x-flashsale-user-id: pro
 nghttp -nv -d "$D/book.bin" -H "content-type: application/grpc" -H "te: trailers" "${BOOK_HEADERS[@]}" \
   "http://127.0.0.1:$PORT/flashsale.v1.Booking/Book" 2>&1 | grep -q "grpc-status: 8" ||
   { echo "the sold-out Book was not answered RESOURCE_EXHAUSTED" >&2; exit 1; }
+server_cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }  # clock ticks, user + system
 h2() {  # label, path, body, extra headers...
   local label="$1" path="$2" body="$3"; shift 3
+  local before; before="$(server_cpu)"
   local out; out="$(h2load -D 4 --warm-up-time=1 -c 8 -m 32 -t 1 -d "$body" -H "content-type: application/grpc" \
     -H "te: trailers" "$@" "http://127.0.0.1:$PORT$path")"
+  local after; after="$(server_cpu)"
+  # The server process's CPU over the run (warm-up included) per call measured: above the
+  # true cost per call, alike for both calls.
+  local total; total="$(echo "$out" | sed -n 's/^requests: \([0-9]*\) total.*/\1/p')"
   echo "$label: $(echo "$out" | sed -n 's/^finished in \([^,]*\), \([0-9.]*\) req\/s.*/\2 req\/s (\1)/p'); \
-$(echo "$out" | grep -E '^requests:' | sed 's/^requests: //')"
+$(echo "$out" | grep -E '^requests:' | sed 's/^requests: //'); server CPU \
+$(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) / max($total, 1) * 1e6:.2f}')") us/call"
 }
 rate() { sed -n 's/.*: \([0-9.]*\) req\/s.*/\1/p'; }
+cost() { sed -n 's/.*server CPU \([0-9.]*\) us\/call.*/\1/p'; }
 for round in $(seq "$ROUNDS"); do
   book="$(h2 "round $round sold-out Book           " /flashsale.v1.Booking/Book "$D/book.bin" "${BOOK_HEADERS[@]}")"
   check="$(h2 "round $round Health/Check (make bench)" /grpc.health.v1.Health/Check "$D/check.bin" \
     -H "grpc-timeout: 5S" -H "x-request-id: bench-0001")"
   printf '%s\n%s\n' "$book" "$check"
   h2 "round $round Health/Check (empty)     " /grpc.health.v1.Health/Check "$D/health.bin"
-  echo "$(echo "$book" | rate) $(echo "$check" | rate)" >>"$D/ratios.txt"
+  echo "$(echo "$book" | rate) $(echo "$check" | rate) $(echo "$book" | cost) $(echo "$check" | cost)" >>"$D/ratios.txt"
 done
 python3 - "$D/ratios.txt" <<'PY'
 import statistics, sys
-ratios = [float(b) / float(c) for b, c in (line.split() for line in open(sys.argv[1]) if len(line.split()) == 2)]
+rows = [[float(x) for x in line.split()] for line in open(sys.argv[1]) if len(line.split()) == 4]
+ratios = [b / c for b, c, _, _ in rows]
+costs = [cb / cc for _, _, cb, cc in rows]
 print("sold-out Book / Health/Check (make bench) by round: " + ", ".join(f"{r:.3f}" for r in ratios)
       + f"; median {statistics.median(ratios):.3f}")
+print("server CPU per call, sold-out Book / Health/Check by round: " + ", ".join(f"{r:.3f}" for r in costs)
+      + f"; median {statistics.median(costs):.3f} (below 1: the refusal costs the server less than the check)")
 PY
 stop_server
 fi

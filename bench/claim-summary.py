@@ -16,6 +16,7 @@ def main(path):
     pending = []  # claim runs waiting for their anchor
     pairs = {"sqlite": [], "postgres": []}  # (runs, anchor rate)
     sold_out = {}
+    sold_out_cost = {}
     for line in open(path, encoding="utf-8", errors="replace"):
         header = re.match(r"== (claims|sold out) \((sqlite|postgres)\)", line)
         if header:
@@ -39,6 +40,9 @@ def main(path):
         ratio = re.match(r"sold-out Book / Health/Check \(make bench\) by round: (.*); median ([0-9.]+)", line)
         if ratio and store:
             sold_out[store] = (ratio.group(1), float(ratio.group(2)))
+        cost = re.match(r"server CPU per call, sold-out Book / Health/Check by round: (.*); median ([0-9.]+)", line)
+        if cost and store:
+            sold_out_cost[store] = (cost.group(1), float(cost.group(2)))
 
     names = {"sqlite": ("SQLite", "Redis's Lua decrement (-c 50, not durable)"),
              "postgres": ("PostgreSQL", "pgbench's plain SKIP LOCKED claim, one per transaction")}
@@ -58,7 +62,11 @@ def main(path):
             print(f"  {concurrency} in flight: median {statistics.median(ratios):.2f}x "
                   f"(pairs {', '.join(f'{r:.2f}' for r in ratios)})")
     for kind, (rounds, median) in sold_out.items():
-        print(f"Sold-out Book / Health/Check ({names[kind][0]} server): median {median:.3f} (rounds {rounds})")
+        print(f"Sold-out Book / Health/Check, h2load req/s ({names[kind][0]} server): median {median:.3f} "
+              f"(rounds {rounds})")
+        if kind in sold_out_cost:
+            rounds, median = sold_out_cost[kind]
+            print(f"  the server's CPU per call, Book / Health/Check: median {median:.3f} (rounds {rounds})")
 
 
 if __name__ == "__main__":
