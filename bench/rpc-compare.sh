@@ -27,7 +27,7 @@ PEERS_DIR=${PEERS_DIR:-$root/../shared/peers}
 ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-10}; CONNS=${CONNS:-8}; STREAMS=${STREAMS:-32}; THREADS=${THREADS:-1}
 run=$(mktemp -d /tmp/flashsale-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$run"; }
 trap cleanup EXIT
 
 swift build -c release --product flashsale >/dev/null
@@ -41,15 +41,18 @@ import os; os.makedirs('$run/htdocs/grpc.health.v1.Health', exist_ok=True)
 open('$run/htdocs/grpc.health.v1.Health/Check', 'wb').write(b'\x00' + len(r).to_bytes(4, 'big') + r)
 "
 
-serve() {  # name [flags]: starts flashsale serve, prints its port
+serve() {  # name [flags]: starts flashsale serve; sets `served` to its port
+  # (not printed for a $(...): the PID must be recorded in this shell, or the
+  # cleanup never stops the server)
   local name=$1; shift
   .build/release/flashsale serve --grpc-port 0 --metrics-port 0 --service-token bench --store "sqlite:$run/$name.db" "$@" \
     >"$run/$name.serve.out" 2>"$run/$name.serve.err" &
   pids+=($!)
   for _ in $(seq 100); do grep -q "listening on" "$run/$name.serve.out" && break; sleep 0.1; done
-  sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$run/$name.serve.out"
+  served=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$run/$name.serve.out")
 }
-port=$(serve flashsale --event-loop-threads "$THREADS")
+serve flashsale --event-loop-threads "$THREADS"
+port=$served
 [ -n "$port" ] || { cat "$run/flashsale.serve.err"; exit 1; }
 echo "flashsale serve on 127.0.0.1:$port, $THREADS event loop thread(s) ($(nproc) cores; loadavg $(cut -d' ' -f1-3 /proc/loadavg))"
 
@@ -66,7 +69,8 @@ echo
 echo "== part 2: every request with grpc-timeout and a custom header; nghttpd serves the same response bytes"
 nghttpd --no-tls -a 127.0.0.1 -d "$run/htdocs" --trailer 'grpc-status: 0' 50599 >/dev/null 2>&1 &
 pids+=($!)
-percore=$(serve percore)
+serve percore
+percore=$served
 [ -n "$percore" ] || { cat "$run/percore.serve.err"; exit 1; }
 sleep 0.5
 h2() {  # port out [extra args]
