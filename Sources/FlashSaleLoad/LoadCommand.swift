@@ -153,6 +153,8 @@ final class LoadDriver: Sendable {
     )
   }
 
+  private static let hexDigits = Array("0123456789abcdef".utf8)
+
   private static func scatter(_ value: UInt64) -> UInt64 {
     var z = value &+ 0x9E37_79B9_7F4A_7C15
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -163,13 +165,12 @@ final class LoadDriver: Sendable {
   /// `prefix` followed by each word as 16 hex digits, written straight into
   /// the string (the load generator shares the machine with the server).
   private static func identifier(prefix: [UInt8], words: UInt64...) -> String {
-    let hex = Array("0123456789abcdef".utf8)
-    return String(unsafeUninitializedCapacity: prefix.count + 16 * words.count) { buffer in
+    String(unsafeUninitializedCapacity: prefix.count + 16 * words.count) { buffer in
       _ = buffer.initialize(fromContentsOf: prefix)
       var at = prefix.count
       for word in words {
         for shift in stride(from: 60, through: 0, by: -4) {
-          buffer[at] = hex[Int((word >> UInt64(shift)) & 0xF)]
+          buffer[at] = hexDigits[Int((word >> UInt64(shift)) & 0xF)]
           at += 1
         }
       }

@@ -151,15 +151,16 @@ enum PostgresSaleSchema {
     ],
     // 6: cheaper index entries for the rows every hold writes (measured with
     // pgbench calling the claim function with 256 fresh claims, each build
-    // on a fresh cluster, interleaved). The unique index of taken units and
-    // the users' counters' key lead with the column that tells keys apart
-    // (unit, user) instead of the sale's id, which every descent compared
-    // first and found equal: 58-62k -> 58-67k claims/s, then 60-67k ->
-    // 61-67k. The idempotency keys' unique B-tree becomes a hash index:
-    // their uniqueness is the claim function's (it takes an advisory lock on
-    // each key's hash, then looks the key up, before it inserts; nothing else
-    // inserts bookings), and the audit names a key that made two bookings.
-    // 61-67k -> 65-71k claims/s.
+    // on a fresh cluster, 3 interleaved pairs per step). The unique index of
+    // taken units and the users' counters' key lead with the column that
+    // tells keys apart (unit, user) instead of the sale's id, which every
+    // descent compared first and found equal: 54.9-62.0k -> 57.8-67.2k
+    // claims/s (unit first), then 59.5-63.0k -> 63.8-64.6k (user first). The
+    // idempotency keys' unique B-tree becomes a hash index: their uniqueness
+    // is the claim function's (it takes an advisory lock on each key's hash,
+    // then looks the key up, before it inserts; nothing else inserts
+    // bookings), and the audit names a key that made two bookings:
+    // 61.4-66.8k -> 65.4-71.1k claims/s.
     [
       "SET LOCAL lock_timeout = '5s'",
       "DROP INDEX IF EXISTS bookings_one_taker_per_unit",
