@@ -8,9 +8,10 @@
 #        UNITS=5000000, IDS=scattered|ordered, ROUNDS=5 (sold out against Health/Check),
 #        PARTS="claims soldout fsyncs" (which parts run)
 # Each store at the number of calls in flight where its rate peaked with p99
-# under 50 ms on this 2-core machine (SQLite: 512 -> 1024 gained 8-10%, 2048
-# nothing more at p99 ~40 ms; PostgreSQL: 1024 gained nothing over 512 and
-# put p99 past 50 ms), SQLite also at 512 for comparison with earlier runs.
+# under 50 ms on this 2-core machine (SQLite: 512 -> 1024 gained 2-20% over
+# six pairs, median 6%, 2048 nothing more at p99 ~40 ms; PostgreSQL: 1024
+# gained nothing over 512 and put p99 past 50 ms), SQLite also at 512 for
+# comparison with earlier runs.
 # User ids and keys are scattered over their range (as buyers arrive and UUID
 # keys are made); IDS=ordered numbers them in call order, which a store's
 # indexes take as appends: a kinder load than real buyers give.

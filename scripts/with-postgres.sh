@@ -2,8 +2,7 @@
 # Runs a command with a throwaway PostgreSQL cluster (Debian's postgresql
 # package; initdb under /tmp, loopback port, trust auth), removed afterwards.
 # The command sees FLASHSALE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:PORT/flashsale.
-#   scripts/with-postgres.sh make unit integration      env: PGPORT_TEST (default 55433),
-#   PG_OPTIONS (more server options, e.g. "-c shared_buffers=512MB")
+#   scripts/with-postgres.sh make unit integration      env: PGPORT_TEST (default 55433)
 set -euo pipefail
 PORT="${PGPORT_TEST:-55433}"
 BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
@@ -20,7 +19,7 @@ stop() {
 }
 trap stop EXIT
 as_postgres "$BIN/initdb -D $D/data -A trust -U postgres" >"$D/initdb.log" 2>&1 || { cat "$D/initdb.log"; exit 1; }
-as_postgres "$BIN/pg_ctl -D $D/data -l $D/pg.log -o '-p $PORT -k $D -c listen_addresses=127.0.0.1 -c max_connections=200 ${PG_OPTIONS:-}' -w start" >/dev/null \
+as_postgres "$BIN/pg_ctl -D $D/data -l $D/pg.log -o '-p $PORT -k $D -c listen_addresses=127.0.0.1 -c max_connections=200' -w start" >/dev/null \
   || { cat "$D/pg.log"; exit 1; }
 "$BIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATABASE flashsale" >/dev/null
 export FLASHSALE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PORT/flashsale"

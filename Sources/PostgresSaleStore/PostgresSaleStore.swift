@@ -200,9 +200,12 @@ public final class PostgresSaleStore: SaleStore, Sendable {
 
   // MARK: Claims and steps
 
+  /// The length of `flashsale_booking_text`'s array.
+  private static let bookingFieldCount = 11
+
   /// A booking from `flashsale_booking_text`'s array.
   private static func booking(_ fields: [String]) throws -> Booking {
-    guard fields.count == 11, let unit = Int64(fields[3]), let status = BookingStatus(rawValue: fields[4]),
+    guard fields.count == bookingFieldCount, let unit = Int64(fields[3]), let status = BookingStatus(rawValue: fields[4]),
       let created = Int64(fields[5]), let updated = Int64(fields[6]), let expires = Int64(fields[7]),
       let token = UInt64(fields[9])
     else {
@@ -291,7 +294,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
       in rows.decode(
         ([Int32], [Int64], [Int64], [Int64], [Int64], [Int32], [String], [String], [String], [Int64], [String]).self)
     {
-      let fieldsPerBooking = 11
+      let fieldsPerBooking = Self.bookingFieldCount
       guard (heldIndices + indices).allSatisfy({ requests.indices.contains(Int($0)) }),
         [heldLeft.count, units.count, tokens.count, untils.count].allSatisfy({ $0 == heldIndices.count }),
         [kinds.count, refusals.count, details.count, left.count].allSatisfy({ $0 == indices.count }),
@@ -523,7 +526,7 @@ public final class PostgresSaleStore: SaleStore, Sendable {
           ))
       }
       for (key, count, ids) in keysUsedTwice {
-        findings.append(AuditFinding("idempotency key \"\(key)\" made \(count) bookings: \(ids)"))
+        findings.append(AuditFinding.keyReused(key, bookings: count, ids: ids))
       }
       for (user, counted, taken) in counterMismatches {
         findings.append(AuditFinding("user \(user): user_holdings counts \(counted) units, the bookings take \(taken)"))

@@ -529,7 +529,7 @@ final class SQLiteSaleDatabase: @unchecked Sendable {  // used on one serial que
       WHERE idempotency_key IN (SELECT idempotency_key FROM bookings WHERE sale_id = ?)
       GROUP BY idempotency_key HAVING count(*) > 1 ORDER BY idempotency_key
       """, .text(saleID.rawValue)
-    ) { AuditFinding("idempotency key \"\($0.text(0))\" made \($0.int64(1)) bookings: \($0.text(2))") }
+    ) { AuditFinding.keyReused($0.text(0), bookings: $0.int64(1), ids: $0.text(2)) }
     findings.append(contentsOf: reused)
     // The free lists must not hand out a unit that is taken, or one never issued.
     let takenUnits = Set(taken.map(\.unit))

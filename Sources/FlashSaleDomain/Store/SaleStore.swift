@@ -1,10 +1,10 @@
 /// One `Book` request, as the claim batcher hands it to the store.
 public struct ClaimRequest: Hashable, Sendable {
-  public var saleID: SaleID { storage.saleID }
-  public var userID: UserID { storage.userID }
-  public var idempotencyKey: String { storage.idempotencyKey }
+  public var saleID: SaleID { storage.fields.saleID }
+  public var userID: UserID { storage.fields.userID }
+  public var idempotencyKey: String { storage.fields.idempotencyKey }
   /// The id the booking gets if this request creates one.
-  public var bookingID: BookingID { storage.bookingID }
+  public var bookingID: BookingID { storage.fields.bookingID }
 
   /// The fields in one immutable object: a request is copied at each step
   /// from the event loop through the batcher to the store and back, one
@@ -12,35 +12,31 @@ public struct ClaimRequest: Hashable, Sendable {
   /// threads of those steps take turns at).
   private let storage: Storage
 
-  private final class Storage: Sendable {
-    let saleID: SaleID
-    let userID: UserID
-    let idempotencyKey: String
-    let bookingID: BookingID
+  private struct Fields: Hashable, Sendable {
+    var saleID: SaleID
+    var userID: UserID
+    var idempotencyKey: String
+    var bookingID: BookingID
+  }
 
-    init(saleID: SaleID, userID: UserID, idempotencyKey: String, bookingID: BookingID) {
-      self.saleID = saleID
-      self.userID = userID
-      self.idempotencyKey = idempotencyKey
-      self.bookingID = bookingID
+  private final class Storage: Sendable {
+    let fields: Fields
+
+    init(_ fields: Fields) {
+      self.fields = fields
     }
   }
 
   public init(saleID: SaleID, userID: UserID, idempotencyKey: String, bookingID: BookingID) {
-    storage = Storage(saleID: saleID, userID: userID, idempotencyKey: idempotencyKey, bookingID: bookingID)
+    storage = Storage(Fields(saleID: saleID, userID: userID, idempotencyKey: idempotencyKey, bookingID: bookingID))
   }
 
   public static func == (lhs: ClaimRequest, rhs: ClaimRequest) -> Bool {
-    lhs.storage === rhs.storage
-      || (lhs.saleID == rhs.saleID && lhs.userID == rhs.userID && lhs.idempotencyKey == rhs.idempotencyKey
-        && lhs.bookingID == rhs.bookingID)
+    lhs.storage === rhs.storage || lhs.storage.fields == rhs.storage.fields
   }
 
   public func hash(into hasher: inout Hasher) {
-    hasher.combine(saleID)
-    hasher.combine(userID)
-    hasher.combine(idempotencyKey)
-    hasher.combine(bookingID)
+    hasher.combine(storage.fields)
   }
 }
 
@@ -70,6 +66,12 @@ public struct AuditFinding: Hashable, Sendable, CustomStringConvertible {
   }
 
   public var description: String { message }
+
+  /// A key that made more than one booking (stores whose keys are not
+  /// unique in their files or tables check for it).
+  public static func keyReused(_ key: String, bookings count: Int64, ids: String) -> AuditFinding {
+    AuditFinding("idempotency key \"\(key)\" made \(count) bookings: \(ids)")
+  }
 }
 
 /// The storage of sales, units and bookings: the design's "inventory queue".
