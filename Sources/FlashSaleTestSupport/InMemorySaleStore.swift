@@ -7,9 +7,9 @@ public actor InMemorySaleStore: SaleStore {
   private struct SaleRecord {
     var sale: Sale
     /// Units never taken yet are `nextFresh ..< quantity`; units taken and
-    /// given back wait in `returned`.
+    /// given back wait in `returned`, oldest first, with when they came back.
     var nextFresh: Int64 = 0
-    var returned: [Int64] = []
+    var returned: [(unit: Int64, at: ContinuousClock.Instant)] = []
     /// The booking currently taking each taken unit, and its token.
     var holders: [Int64: (booking: BookingID, token: UInt64)] = [:]
     var held: Int64 = 0
@@ -19,8 +19,12 @@ public actor InMemorySaleStore: SaleStore {
 
     var available: Int64 { sale.definition.quantity - held - booked }
 
-    mutating func takeUnit() -> Int64? {
-      if let unit = returned.popLast() { return unit }
+    /// A unit to claim: a returned one whose restock delay has passed, else
+    /// a fresh one.
+    mutating func takeUnit(restockDelay: Duration?) -> Int64? {
+      if let first = returned.first, restockDelay.map({ first.at + $0 <= .now }) ?? true {
+        return returned.removeFirst().unit
+      }
       guard nextFresh < sale.definition.quantity else { return nil }
       defer { nextFresh += 1 }
       return nextFresh
@@ -36,11 +40,16 @@ public actor InMemorySaleStore: SaleStore {
   /// Whether the sale core may keep its own index of claimed keys (see
   /// ``SaleStore/isSoleWriter``); off by default, as for a shared store.
   public nonisolated let isSoleWriter: Bool
+  /// How long a returned unit waits before a claim can take it (see
+  /// ``SaleStore/restockDelay``): none by default. With a delay, the store
+  /// behaves towards the sale core as a shared SQL store does.
+  public nonisolated let restockDelay: Duration?
   /// How many keys ``bookings(idempotencyKeys:)`` was asked for.
   public private(set) var keysRead = 0
 
-  public init(soleWriter: Bool = false) {
+  public init(soleWriter: Bool = false, restockDelay: Duration? = nil) {
     self.isSoleWriter = soleWriter
+    self.restockDelay = restockDelay
   }
 
   // MARK: Sales
@@ -118,7 +127,9 @@ public actor InMemorySaleStore: SaleStore {
           .limitReached,
           "user \(request.userID) already holds or bought \(active) of the \(record.sale.definition.perUserLimit) allowed"))
     }
-    guard let unit = record.takeUnit() else {
+    guard let unit = record.takeUnit(restockDelay: restockDelay) else {
+      // Returned units still restocking: a moment's refusal, tried again.
+      if !record.returned.isEmpty { return .busy(.soldOutForNow) }
       return .refused(
         record.held > 0
           ? DomainError.soldOutForNow
@@ -212,6 +223,13 @@ public actor InMemorySaleStore: SaleStore {
     Set(claimKeys.keys.map(ClaimedKeys.fingerprint))
   }
 
+  public func idempotencyKeyFingerprints(of saleID: SaleID) throws -> Set<UInt64> {
+    guard restockDelay != nil else {
+      throw StoreFault("this store restocks returned units at once: it keeps no key sets of sold-out sales")
+    }
+    return Set(bookings.values.filter { $0.saleID == saleID }.map { ClaimedKeys.fingerprint($0.idempotencyKey) })
+  }
+
   public func bookings(idempotencyKeys: [String]) -> [String: Booking] {
     keysRead += idempotencyKeys.count
     var found: [String: Booking] = [:]
@@ -269,7 +287,7 @@ public actor InMemorySaleStore: SaleStore {
     bookings[booking.id] = booking
     var record = sales[booking.saleID]!
     record.holders[booking.unit] = nil
-    record.returned.append(booking.unit)
+    record.returned.append((booking.unit, .now))
     if wasBooked { record.booked -= 1 } else { record.held -= 1 }
     record.version += 1
     sales[booking.saleID] = record

@@ -28,7 +28,10 @@ import Darwin
 /// The call is `grpc.health.v1.Health/Check` with a `grpc-timeout` and a custom
 /// header (as `make bench` sends it); with `MICROBENCH_CALL=sold-out-book` it is
 /// a `flashsale.v1.Booking/Book` of a sold-out sale, refused from memory (as
-/// `make claim-bench` sends it: the caller identity headers, no deadline).
+/// `make claim-bench` sends it: the caller identity headers, no deadline); add
+/// `MICROBENCH_STORE=shared` for a store shared with other processes, as
+/// PostgreSQL is (the key is checked against the sold-out sale's key set,
+/// ``SoldOutKeys``, instead of this process's own index, ``ClaimedKeys``).
 @main
 enum RPCMicrobench {
   static func main() throws {
@@ -103,14 +106,15 @@ enum RPCMicrobench {
   /// A booking service whose only sale (its id returned) is sold out, and
   /// known to be by the sale core, so that a new key is refused from memory.
   static func soldOutBooking() async throws -> (BookingService, String) {
-    let store = InMemorySaleStore(soleWriter: true)
+    let shared = getenv("MICROBENCH_STORE").map { String(cString: $0) } == "shared"
+    let store = shared ? InMemorySaleStore(restockDelay: .seconds(3600)) : InMemorySaleStore(soleWriter: true)
     let clock = SystemClock()
     let core = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
     let sale = try await core.createSale(.testPhones(quantity: 1, from: clock.now()), idempotencyKey: nil)
     _ = try await core.book(saleID: sale.id, userID: UserID("buyer"), idempotencyKey: "the-only-unit")
     var waits = 0
     while core.immediateRefusal(saleID: sale.id, idempotencyKey: "sold-out-probe") == nil, waits < 100 {
-      try await Task.sleep(for: .milliseconds(20))  // (the key index loads)
+      try await Task.sleep(for: .milliseconds(20))  // (the key index or set loads)
       try await core.availability.refresh()  // (the counts in memory come to say sold out)
       waits += 1
     }

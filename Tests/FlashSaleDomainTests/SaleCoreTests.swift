@@ -252,9 +252,17 @@ struct ClaimedKeysTests {
     Issue.record("the key index never loaded")
   }
 
-  @Test("a sold-out sale refuses unknown keys without a store read, and still replays a granted key")
-  func refusalsFromTheIndex() async throws {
-    let store = InMemorySaleStore(soleWriter: true)
+  /// A store this process alone writes (the key index, ``ClaimedKeys``), or
+  /// one shared with other processes that restocks after a delay (the key
+  /// sets of sold-out sales, ``SoldOutKeys``).
+  static func makeStore(_ kind: String) -> InMemorySaleStore {
+    kind == "sole writer" ? InMemorySaleStore(soleWriter: true) : InMemorySaleStore(restockDelay: .seconds(20))
+  }
+
+  @Test("a sold-out sale refuses unknown keys without a store read, and still replays a granted key",
+    arguments: ["sole writer", "shared, with a restock delay"])
+  func refusalsFromTheIndex(store kind: String) async throws {
+    let store = Self.makeStore(kind)
     let core = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))
     let (sale, held) = try await soldOutSale(core)
     try await untilIndexed(core, store, sale)

@@ -6,18 +6,20 @@ import SQLiteSaleStore
 import Testing
 
 /// The behaviour every ``SaleStore`` must have, checked through the protocol
-/// only. The in-memory store runs it here; the SQL stores run the same cases.
+/// only. The in-memory store runs it here (also with a restock delay, as a
+/// shared store has); the SQL stores run the same cases.
 @Suite("Sale store contract")
 struct SaleStoreContractTests {
   /// The stores under test: PostgreSQL too when `FLASHSALE_TEST_POSTGRES_URL`
   /// names a database (`make test` starts a throwaway one).
   static let stores: [String] =
-    ["memory", "sqlite"] + (ProcessInfo.processInfo.environment["FLASHSALE_TEST_POSTGRES_URL"] == nil ? [] : ["postgres"])
+    ["memory", "memory-restock", "sqlite"] + (ProcessInfo.processInfo.environment["FLASHSALE_TEST_POSTGRES_URL"] == nil ? [] : ["postgres"])
 
   static func makeStore(_ kind: String) async throws -> any SaleStore {
     switch kind {
     case "sqlite": try SQLiteSaleStore(path: TemporaryDirectory.shared.file("contract-\(UInt64.random(in: 0 ... .max)).db"))
     case "postgres": try await freshPostgresStore()
+    case "memory-restock": InMemorySaleStore(restockDelay: .milliseconds(100))
     default: InMemorySaleStore()
     }
   }
