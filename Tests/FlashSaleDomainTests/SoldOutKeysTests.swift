@@ -76,6 +76,36 @@ struct SoldOutKeysTests {
     #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(150)) == nil)
   }
 
+  @Test("two sold-out sales asked in turn each answer from their own keys, and each one's lease holds")
+  func twoSales() async throws {
+    let loader = Loader()
+    let keys = SoldOutKeys(restockDelay: .milliseconds(200)) { saleID in
+      _ = try await loader.load(saleID)
+      return [ClaimedKeys.fingerprint("granted-in-\(saleID)")]
+    }
+    let other = SaleID("sale-2")
+    keys.observe(sale, unitsFree: 0, readStart: t0, readEnd: t0 + .milliseconds(1))
+    keys.observe(other, unitsFree: 0, readStart: t0 + .milliseconds(100), readEnd: t0 + .milliseconds(101))
+    #expect(try await settled(keys, "new", now: t0) == false)
+    for _ in 0..<500 where keys.claimed("new", sale: other, now: t0) == nil {
+      try await Task.sleep(for: .milliseconds(2))
+    }
+    for _ in 0..<2 {
+      #expect(keys.claimed("granted-in-sale-1", sale: sale, now: t0) == true)
+      #expect(keys.claimed("granted-in-sale-2", sale: sale, now: t0) == false)
+      #expect(keys.claimed("granted-in-sale-2", sale: other, now: t0) == true)
+      #expect(keys.claimed("granted-in-sale-1", sale: other, now: t0) == false)
+    }
+    // The first sale's lease ends at 150 ms, the second's at 250 ms.
+    #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(200)) == nil)
+    #expect(keys.claimed("new", sale: other, now: t0 + .milliseconds(200)) == false)
+    #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(200)) == nil)
+    // A read that finds a unit of the second sale free drops its set only.
+    keys.observe(other, unitsFree: 1, readStart: t0 + .milliseconds(110), readEnd: t0 + .milliseconds(111))
+    #expect(keys.claimed("new", sale: other, now: t0) == nil)
+    #expect(keys.claimed("new", sale: sale, now: t0) == false)
+  }
+
   @Test("reads that follow each other within the lease extend it with one load; a gap starts over")
   func chain() async throws {
     let (loader, keys) = try await soldOutRun(granted: ["granted"])
@@ -85,7 +115,7 @@ struct SoldOutKeysTests {
     #expect(loader.loads == 1)
     // The next read starts after the lease ran out: a grant may have been
     // made meanwhile, so the keys are loaded again.
-    loader.state.withLock { $0.keys.insert(ClaimedKeys.fingerprint("granted-in-the-gap")) }
+    loader.state.withLock { _ = $0.keys.insert(ClaimedKeys.fingerprint("granted-in-the-gap")) }
     read(keys, at: 400)
     #expect(try await settled(keys, "granted-in-the-gap", now: t0 + .milliseconds(400)) == true)
     #expect(loader.loads == 2)
@@ -95,7 +125,7 @@ struct SoldOutKeysTests {
   func lateAnswer() async throws {
     let (loader, keys) = try await soldOutRun(granted: ["granted"])
     // Sent at 100 ms, answered at 230 ms: its snapshot may be past the 150 ms vouched for.
-    loader.state.withLock { $0.keys.insert(ClaimedKeys.fingerprint("granted-meanwhile")) }
+    loader.state.withLock { _ = $0.keys.insert(ClaimedKeys.fingerprint("granted-meanwhile")) }
     read(keys, at: 100, answeredAt: 230)
     #expect(try await settled(keys, "granted-meanwhile", now: t0 + .milliseconds(231)) == true)
     #expect(loader.loads == 2)

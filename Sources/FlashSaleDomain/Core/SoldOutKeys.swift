@@ -38,6 +38,32 @@ public final class SoldOutKeys: Sendable {
   private struct State {
     var entries: [SaleID: Entry] = [:]
     var nextGeneration = 0
+    /// The sale the last ``SoldOutKeys/claimed(_:sale:now:)`` found a loaded
+    /// set for, with that set and its time: a rush is for one sale, whose
+    /// refusals then skip the lookup by sale id (hashing the id and copying
+    /// the entry out were most of a refusal's cost here). Plain fields, not
+    /// an optional tuple: the clock's instant has no layout known at compile
+    /// time, and every test of such an optional was a runtime call.
+    var hotSale: SaleID?
+    var hotKeys = Set<UInt64>()
+    var hotUntil = ContinuousClock.now
+
+    /// Whether the sale's set has `fingerprint`; `nil` without a loaded set
+    /// vouching for `now`.
+    mutating func claimed(_ fingerprint: UInt64, sale saleID: SaleID, now: ContinuousClock.Instant) -> Bool? {
+      if hotSale != saleID {
+        guard let entry = entries[saleID], let keys = entry.keys else { return nil }
+        (hotSale, hotKeys, hotUntil) = (saleID, keys, entry.validUntil)
+      }
+      guard now < hotUntil else { return nil }
+      return hotKeys.contains(fingerprint)
+    }
+
+    /// Forgets the memo of ``claimed(_:sale:now:)``: `entries` changed.
+    mutating func entriesChanged() {
+      hotSale = nil
+      hotKeys = []
+    }
   }
 
   private let state = Mutex(State())
@@ -65,6 +91,7 @@ public final class SoldOutKeys: Sendable {
     _ saleID: SaleID, unitsFree: Int64, readStart: ContinuousClock.Instant, readEnd: ContinuousClock.Instant
   ) {
     let generation = state.withLock { state -> Int? in
+      state.entriesChanged()
       guard unitsFree <= 0 else {
         state.entries[saleID] = nil
         return nil
@@ -86,6 +113,7 @@ public final class SoldOutKeys: Sendable {
       let keys = try? await load(saleID)
       state.withLock { state in
         guard state.entries[saleID]?.generation == generation else { return }
+        state.entriesChanged()
         // A failed load ends the run: the next sold-out read starts another.
         if let keys { state.entries[saleID]?.keys = keys } else { state.entries[saleID] = nil }
       }
@@ -97,9 +125,6 @@ public final class SoldOutKeys: Sendable {
   /// tell (no set, still loading, or expired).
   public func claimed(_ key: String, sale saleID: SaleID, now: ContinuousClock.Instant = .now) -> Bool? {
     let fingerprint = ClaimedKeys.fingerprint(key)
-    return state.withLock { state -> Bool? in
-      guard let entry = state.entries[saleID], let keys = entry.keys, now < entry.validUntil else { return nil }
-      return keys.contains(fingerprint)
-    }
+    return state.withLock { $0.claimed(fingerprint, sale: saleID, now: now) }
   }
 }
