@@ -220,6 +220,10 @@ public final class PostgresSaleStore: SaleStore, Sendable {
 
   private static func refusal(_ reason: String, _ detail: String?) -> DomainError {
     let reason = DomainError.Reason(rawValue: reason)
+    // The sold-out refusals in the same words as every store's (the claim
+    // function's texts are older and longer).
+    if reason == .soldOut { return .soldOut }
+    if reason == .soldOutForNow { return .soldOutForNow }
     return DomainError(
       reason, detail ?? reason.rawValue,
       field: reason == .idempotencyKeyReused ? "idempotency_key" : nil)

@@ -47,11 +47,16 @@ public struct DomainError: Error, Hashable, Sendable, CustomStringConvertible {
 
   public var description: String { "\(reason): \(message)" }
 
-  /// The refusal of a `Book` when every unit is held or booked.
-  public static let soldOutForNow = DomainError(
-    .soldOutForNow, "every unit is held or booked; held units may come back")
+  /// The refusal of a `Book` when every unit is held or booked (held units
+  /// may come back: the reason and the RPC layer's `RetryInfo` say so).
+  ///
+  /// The messages are short on purpose: a sold-out rush is answered with
+  /// them millions of times, and every client checks each byte of the
+  /// message, and of the status details that repeat it (h2load: ~8
+  /// instructions a byte, more than our server spends on the whole refusal).
+  public static let soldOutForNow = DomainError(.soldOutForNow, "sold out for now")
   /// The refusal of a `Book` when every unit is booked.
-  public static let soldOut = DomainError(.soldOut, "every unit is booked")
+  public static let soldOut = DomainError(.soldOut, "sold out")
 }
 
 /// The store broke its own contract (malformed rows, a schema newer than this
