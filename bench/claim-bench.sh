@@ -5,7 +5,7 @@
 #   bench/claim-bench.sh sqlite
 #   scripts/with-postgres.sh bench/claim-bench.sh postgres     (a throwaway cluster)
 #   env: SECS=10 CONCURRENCY="1024 512" (sqlite) or 512 (postgres): a run for each level, CONNECTIONS=4,
-#        UNITS=5000000, IDS=scattered|ordered, ROUNDS=5 (sold out against Health/Check),
+#        UNITS=5000000, IDS=scattered|ordered, ROUNDS=5 (sold out against Health/Check, per layout),
 #        PARTS="claims soldout fsyncs" (which parts run)
 # Each store at the number of calls in flight where its rate peaked with p99
 # under 50 ms on this 2-core machine (SQLite: 512 -> 1024 gained 2-20% over
@@ -44,9 +44,10 @@ esac
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$D"; }
 trap cleanup EXIT
 
+SERVE_ARGS=()  # more options for the next server started
 start_server() {  # an optional prefix command (e.g. strace)
   "$@" "$BIN/flashsale" serve --grpc-port 0 --service-token bench --role inventory --role booking \
-    --store "$STORE" --log-level warning >"$D/server.out" 2>"$D/server.err" &
+    --store "$STORE" --log-level warning ${SERVE_ARGS[@]+"${SERVE_ARGS[@]}"} >"$D/server.out" 2>"$D/server.err" &
   PID=$!
   for _ in $(seq 300); do
     PORT="$(sed -n 's/^listening on [^ ]*:\([0-9]*\)$/\1/p' "$D/server.out")"
@@ -81,7 +82,7 @@ part claims && for inflight in $CONCURRENCY; do
 done
 
 if part soldout; then
-echo "== sold out ($KIND): a sale of 1 unit, then $SECS s of Book calls (refused from memory)"
+echo "== sold out ($KIND): a sale of 1 unit, then Book calls refused from memory, beside Health/Check"
 start_server env
 load --concurrency 512 --create-sale 1 --duration "$SECS" | tee "$D/soldout.txt"
 SOLD="$(sed -n 's/^created sale \([^ ]*\) .*/\1/p' "$D/soldout.txt")"
@@ -104,16 +105,19 @@ open(f"{d}/check.bin", "wb").write(b"\x00" + struct.pack(">I", len(check)) + che
 open(f"{d}/health.bin", "wb").write(b"\x00" + struct.pack(">I", 0))
 PY
 BOOK_HEADERS=(-H "x-flashsale-service-token: bench" -H "x-flashsale-user-id: probe")
-# Every refusal counted below must be the sold-out status, not some other error.
-nghttp -nv -d "$D/book.bin" -H "content-type: application/grpc" -H "te: trailers" "${BOOK_HEADERS[@]}" \
-  "http://127.0.0.1:$PORT/flashsale.v1.Booking/Book" 2>&1 | grep -q "grpc-status: 8" ||
-  { echo "the sold-out Book was not answered RESOURCE_EXHAUSTED" >&2; exit 1; }
+refused_sold_out() {  # every refusal counted must be the sold-out status, not some other error
+  nghttp -nv -d "$D/book.bin" -H "content-type: application/grpc" -H "te: trailers" "${BOOK_HEADERS[@]}" \
+    "http://127.0.0.1:$PORT/flashsale.v1.Booking/Book" 2>&1 | grep -q "grpc-status: 8" ||
+    { echo "the sold-out Book was not answered RESOURCE_EXHAUSTED" >&2; exit 1; }
+}
+refused_sold_out
 server_cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }  # clock ticks, user + system
+H2_PREFIX=()  # e.g. taskset, for h2load
 h2() {  # label, path, body, extra headers...
   local label="$1" path="$2" body="$3"; shift 3
   local before; before="$(server_cpu)"
-  local out; out="$(h2load -D 4 --warm-up-time=1 -c 8 -m 32 -t 1 -d "$body" -H "content-type: application/grpc" \
-    -H "te: trailers" "$@" "http://127.0.0.1:$PORT$path")"
+  local out; out="$(${H2_PREFIX[@]+"${H2_PREFIX[@]}"} h2load -D 4 --warm-up-time=1 -c 8 -m 32 -t 1 -d "$body" \
+    -H "content-type: application/grpc" -H "te: trailers" "$@" "http://127.0.0.1:$PORT$path")"
   local after; after="$(server_cpu)"
   # The server process's CPU over the run (warm-up included) per call measured: above the
   # true cost per call, alike for both calls.
@@ -124,24 +128,49 @@ $(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) / max($total, 1) 
 }
 rate() { sed -n 's/.*: \([0-9.]*\) req\/s.*/\1/p'; }
 cost() { sed -n 's/.*server CPU \([0-9.]*\) us\/call.*/\1/p'; }
-for round in $(seq "$ROUNDS"); do
-  book="$(h2 "round $round sold-out Book           " /flashsale.v1.Booking/Book "$D/book.bin" "${BOOK_HEADERS[@]}")"
-  check="$(h2 "round $round Health/Check (make bench)" /grpc.health.v1.Health/Check "$D/check.bin" \
-    -H "grpc-timeout: 5S" -H "x-request-id: bench-0001")"
-  printf '%s\n%s\n' "$book" "$check"
-  h2 "round $round Health/Check (empty)     " /grpc.health.v1.Health/Check "$D/health.bin"
-  echo "$(echo "$book" | rate) $(echo "$check" | rate) $(echo "$book" | cost) $(echo "$check" | cost)" >>"$D/ratios.txt"
-done
-python3 - "$D/ratios.txt" <<'PY'
+rounds() {  # the layout's name, printed before the medians
+  : >"$D/ratios.txt"
+  for round in $(seq "$ROUNDS"); do
+    book="$(h2 "round $round sold-out Book           " /flashsale.v1.Booking/Book "$D/book.bin" "${BOOK_HEADERS[@]}")"
+    check="$(h2 "round $round Health/Check (make bench)" /grpc.health.v1.Health/Check "$D/check.bin" \
+      -H "grpc-timeout: 5S" -H "x-request-id: bench-0001")"
+    printf '%s\n%s\n' "$book" "$check"
+    h2 "round $round Health/Check (empty)     " /grpc.health.v1.Health/Check "$D/health.bin"
+    echo "$(echo "$book" | rate) $(echo "$check" | rate) $(echo "$book" | cost) $(echo "$check" | cost)" >>"$D/ratios.txt"
+  done
+  python3 - "$D/ratios.txt" "$1" <<'PY'
 import statistics, sys
 rows = [[float(x) for x in line.split()] for line in open(sys.argv[1]) if len(line.split()) == 4]
 ratios = [b / c for b, c, _, _ in rows]
 costs = [cb / cc for _, _, cb, cc in rows]
-print("sold-out Book / Health/Check (make bench) by round: " + ", ".join(f"{r:.3f}" for r in ratios)
+print(f"{sys.argv[2]}: sold-out Book / Health/Check (make bench) by round: " + ", ".join(f"{r:.3f}" for r in ratios)
       + f"; median {statistics.median(ratios):.3f}")
-print("server CPU per call, sold-out Book / Health/Check by round: " + ", ".join(f"{r:.3f}" for r in costs)
+print(f"{sys.argv[2]}: server CPU per call, sold-out Book / Health/Check by round: " + ", ".join(f"{r:.3f}" for r in costs)
       + f"; median {statistics.median(costs):.3f} (below 1: the refusal costs the server less than the check)")
 PY
+}
+# Two layouts on this 2-core machine. Shared: h2load and the server (an event
+# loop per core) on both cores, as make bench runs; the rate then counts
+# h2load's own work as much as the server's, and h2load checks every byte
+# of a refusal's status details (the answer carries an ErrorInfo and a
+# RetryInfo; Health/Check's trailers are one grpc-status). Pinned: h2load on
+# CPU 0, the server on CPU 1 with one event loop, as when clients are other
+# machines: the server is then the bound (its core is the busier one), and
+# the rate is the server's.
+echo "-- shared cores: h2load and the server on both"
+rounds "shared cores"
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  stop_server
+  echo "-- pinned: the server on CPU 1 with one event loop, h2load on CPU 0"
+  SERVE_ARGS=(--event-loop-threads 1)
+  start_server taskset -c 1
+  SERVE_ARGS=()
+  refused_sold_out  # (the new server learns from the store that the sale is sold out)
+  sleep 1
+  H2_PREFIX=(taskset -c 0)
+  rounds "pinned"
+  H2_PREFIX=()
+fi
 stop_server
 fi
 

@@ -37,12 +37,13 @@ def main(path):
                 pairs[kind].append((mine, float(anchor.group(1))))
             pending = [r for r in pending if r[0] != kind]
             continue
-        ratio = re.match(r"sold-out Book / Health/Check \(make bench\) by round: (.*); median ([0-9.]+)", line)
+        ratio = re.match(r"(.*): sold-out Book / Health/Check \(make bench\) by round: (.*); median ([0-9.]+)", line)
         if ratio and store:
-            sold_out[store] = (ratio.group(1), float(ratio.group(2)))
-        cost = re.match(r"server CPU per call, sold-out Book / Health/Check by round: (.*); median ([0-9.]+)", line)
+            sold_out[(store, ratio.group(1))] = (ratio.group(2), float(ratio.group(3)))
+        cost = re.match(r"(.*): server CPU per call, sold-out Book / Health/Check by round: (.*); median ([0-9.]+)",
+                        line)
         if cost and store:
-            sold_out_cost[store] = (cost.group(1), float(cost.group(2)))
+            sold_out_cost[(store, cost.group(1))] = (cost.group(2), float(cost.group(3)))
 
     names = {"sqlite": ("SQLite", "Redis's Lua decrement (-c 50, not durable)"),
              "postgres": ("PostgreSQL", "pgbench's plain SKIP LOCKED claim, one per transaction")}
@@ -61,11 +62,11 @@ def main(path):
         for concurrency, ratios in by_level.items():
             print(f"  {concurrency} in flight: median {statistics.median(ratios):.2f}x "
                   f"(pairs {', '.join(f'{r:.2f}' for r in ratios)})")
-    for kind, (rounds, median) in sold_out.items():
-        print(f"Sold-out Book / Health/Check, h2load req/s ({names[kind][0]} server): median {median:.3f} "
+    for (kind, layout), (rounds, median) in sold_out.items():
+        print(f"Sold-out Book / Health/Check, h2load req/s ({names[kind][0]} server, {layout}): median {median:.3f} "
               f"(rounds {rounds})")
-        if kind in sold_out_cost:
-            rounds, median = sold_out_cost[kind]
+        if (kind, layout) in sold_out_cost:
+            rounds, median = sold_out_cost[(kind, layout)]
             print(f"  the server's CPU per call, Book / Health/Check: median {median:.3f} (rounds {rounds})")
 
 
