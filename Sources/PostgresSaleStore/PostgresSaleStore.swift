@@ -445,6 +445,37 @@ public final class PostgresSaleStore: SaleStore, Sendable {
     throw DomainError(.saleNotFound, "no sale \(saleID)")
   }
 
+  public func salesWithStock(_ ids: [SaleID]) async throws -> [(sale: Sale, level: StockLevel)] {
+    if ids.isEmpty { return [] }
+    let names = ids.map(\.rawValue)
+    // One statement: one snapshot of the rows and their counters.
+    let rows = try await client.query(
+      """
+      SELECT \(unescaped: Self.saleColumns), coalesce(h.held, 0) AS held, coalesce(h.booked, 0) AS booked,
+        coalesce(h.version, 0) AS stock_version
+      FROM sales s LEFT JOIN (
+        SELECT sale_id, sum(held)::bigint AS held, sum(booked)::bigint AS booked, sum(version)::bigint AS version
+        FROM sale_shards WHERE sale_id = ANY(\(names)) GROUP BY sale_id
+      ) h ON h.sale_id = s.id
+      WHERE s.id = ANY(\(names))
+      """, logger: logger)
+    var found: [(sale: Sale, level: StockLevel)] = []
+    for try await row in rows {
+      let sale = try Self.sale(row)
+      let r = row.makeRandomAccess()
+      let (held, booked) = (try r["held"].decode(Int64.self), try r["booked"].decode(Int64.self))
+      let quantity = sale.definition.quantity
+      found.append(
+        (
+          sale,
+          StockLevel(
+            counts: UnitCounts(quantity: quantity, available: quantity - held - booked, held: held, booked: booked),
+            version: UInt64(try r["stock_version"].decode(Int64.self)))
+        ))
+    }
+    return found
+  }
+
   public func audit(_ saleID: SaleID) async throws -> [AuditFinding] {
     let logger = self.logger
     // One snapshot for rows and counters.

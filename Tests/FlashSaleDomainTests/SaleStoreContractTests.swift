@@ -348,6 +348,27 @@ struct SaleStoreContractTests {
         == Set([a.idempotencyKey, b.idempotencyKey].map(ClaimedKeys.fingerprint)))
   }
 
+  @Test("the sales read with their stock levels at once are those of single reads; unknown ids are left out",
+    arguments: stores)
+  func salesWithStock(kind: String) async throws {
+    let store = try await Self.makeStore(kind)
+    let first = try await makeSale(store, definition(quantity: 3, perUserLimit: 1))
+    let second = try await makeSale(store, definition(quantity: 5, perUserLimit: 2))
+    _ = try held(try await claim(store, first, user: "a"))
+    let (b, _) = try held(try await claim(store, second, user: "b"))
+    _ = try await store.confirm(b.id, token: b.fencingToken, now: clock.now())
+    _ = try held(try await claim(store, second, user: "c"))
+    #expect(try await store.salesWithStock([]).isEmpty)
+    let found = try await store.salesWithStock([first.id, SaleID("sale-that-is-not"), second.id])
+    #expect(found.count == 2)
+    for sale in [first, second] {
+      let read = found.first { $0.sale.id == sale.id }
+      #expect(read?.sale == (try await store.sale(sale.id)))
+      #expect(read?.level == (try await store.stockLevel(sale.id)))
+    }
+    #expect(found.first { $0.sale.id == second.id }?.level.counts == UnitCounts(quantity: 5, available: 3, held: 1, booked: 1))
+  }
+
   @Test("expired holds go back to stock; the next deadline is known", arguments: stores)
   func expiry(kind: String) async throws {
     let store = try await Self.makeStore(kind)

@@ -193,6 +193,18 @@ public final class AvailabilityTracker: Service, Sendable {
     return level
   }
 
+  /// Reads the sales and their stock levels in one go and tells the observers.
+  private func readSalesWithStock(_ ids: [SaleID]) async throws -> [(sale: Sale, level: StockLevel)] {
+    let started = ContinuousClock.now
+    let found = try await store.salesWithStock(ids)
+    let ended = ContinuousClock.now
+    let observers = stockReadObservers.withLock { $0 }
+    for (sale, level) in found {
+      for observer in observers { observer(sale.id, level, started, ended) }
+    }
+    return found
+  }
+
   /// Starts tracking `sale` (after it was created, or first asked about).
   public func track(_ sale: Sale) async throws {
     let level = try await readStockLevel(sale.id)
@@ -277,22 +289,23 @@ public final class AvailabilityTracker: Service, Sendable {
     }
   }
 
-  /// Reads every tracked sale's row and stock level once.
+  /// Reads every tracked sale's row and stock level once, all in one store
+  /// read (one query on PostgreSQL, not two per sale).
   public func refresh() async throws {
-    let ids = state.withLock { Array($0.entries.keys) }
-    for id in ids {
-      let noted = state.withLock { $0.entries[id]?.returnsNoted ?? 0 }
-      let sale = try await store.sale(id)
-      let level = try await readStockLevel(id)
-      let now = clock.now()
+    // The returns noted before the read, which it therefore reflects.
+    let noted = state.withLock { state in state.entries.mapValues(\.returnsNoted) }
+    guard !noted.isEmpty else { return }
+    let found = try await readSalesWithStock(Array(noted.keys))
+    let now = clock.now()
+    for (sale, level) in found {
       let gauges = state.withLock { state -> UnitGauges? in
-        guard var entry = state.entries[id] else { return nil }
-        if let sale { entry.sale = sale }
+        guard var entry = state.entries[sale.id] else { return nil }
+        entry.sale = sale
         entry.level = level
         entry.asOf = now
-        entry.returnsSeen = noted
+        entry.returnsSeen = noted[sale.id] ?? 0
         publish(&entry, now: now)
-        state.store(entry, for: id)
+        state.store(entry, for: sale.id)
         return entry.gauges
       }
       gauges?.record(level.counts)

@@ -143,6 +143,11 @@ public protocol SaleStore: Sendable {
   /// change to them (in every process sharing the store).
   func stockLevel(_ saleID: SaleID) async throws -> StockLevel
 
+  /// The sales among `ids` that exist, each with its stock level: what the
+  /// availability tracker re-reads of every sale it follows, every 50 ms. A
+  /// shared store answers in one query, however many sales there are.
+  func salesWithStock(_ ids: [SaleID]) async throws -> [(sale: Sale, level: StockLevel)]
+
   /// Checks the sale's invariants against the stored rows.
   func audit(_ saleID: SaleID) async throws -> [AuditFinding]
 
@@ -188,6 +193,14 @@ extension SaleStore {
     throw StoreFault("this store is shared by several processes: it keeps no key index in memory")
   }
   public var restockDelay: Duration? { nil }
+  /// A read of each sale and then of its stock level.
+  public func salesWithStock(_ ids: [SaleID]) async throws -> [(sale: Sale, level: StockLevel)] {
+    var found: [(sale: Sale, level: StockLevel)] = []
+    for id in ids {
+      if let sale = try await sale(id) { found.append((sale, try await stockLevel(id))) }
+    }
+    return found
+  }
   public func idempotencyKeyFingerprints(of saleID: SaleID) async throws -> Set<UInt64> {
     throw StoreFault("this store restocks returned units at once: it keeps no key sets of sold-out sales")
   }
