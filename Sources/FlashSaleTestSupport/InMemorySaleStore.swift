@@ -223,11 +223,8 @@ public actor InMemorySaleStore: SaleStore {
     Set(claimKeys.keys.map(ClaimedKeys.fingerprint))
   }
 
-  public func idempotencyKeyFingerprints(of saleID: SaleID) throws -> Set<UInt64> {
-    guard restockDelay != nil else {
-      throw StoreFault("this store restocks returned units at once: it keeps no key sets of sold-out sales")
-    }
-    return Set(bookings.values.filter { $0.saleID == saleID }.map { ClaimedKeys.fingerprint($0.idempotencyKey) })
+  public func idempotencyKeyFingerprints(of saleID: SaleID) -> Set<UInt64> {
+    Set(bookings.values.filter { $0.saleID == saleID }.map { ClaimedKeys.fingerprint($0.idempotencyKey) })
   }
 
   public func bookings(idempotencyKeys: [String]) -> [String: Booking] {

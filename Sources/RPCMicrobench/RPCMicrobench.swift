@@ -107,6 +107,8 @@ enum RPCMicrobench {
   /// known to be by the sale core, so that a new key is refused from memory.
   static func soldOutBooking() async throws -> (BookingService, String) {
     let shared = getenv("MICROBENCH_STORE").map { String(cString: $0) } == "shared"
+    // (A restock delay of an hour: one sold-out read vouches for the key set
+    // through a whole run under valgrind, where no refresh runs.)
     let store = shared ? InMemorySaleStore(restockDelay: .seconds(3600)) : InMemorySaleStore(soleWriter: true)
     let clock = SystemClock()
     let core = SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock))

@@ -53,7 +53,7 @@ public struct DomainError: Error, Hashable, Sendable, CustomStringConvertible {
   /// The messages are short on purpose: a sold-out rush is answered with
   /// them millions of times, and every client checks each byte of the
   /// message, and of the status details that repeat it (h2load: ~8
-  /// instructions a byte, more than our server spends on the whole refusal).
+  /// instructions a byte; with a sentence here, 2,128 per refusal).
   public static let soldOutForNow = DomainError(.soldOutForNow, "sold out for now")
   /// The refusal of a `Book` when every unit is booked.
   public static let soldOut = DomainError(.soldOut, "sold out")
