@@ -29,6 +29,9 @@ struct LoadCommand: AsyncParsableCommand {
   @Option(help: "Create a sale of this many units first (per-user limit 1) and book from it.")
   var createSale: Int64?
 
+  @Option(help: "With --create-sale: how long a hold lasts, in seconds (the sale's default: 300).")
+  var holdSeconds: Int64?
+
   @Option(help: "Seconds to run.")
   var duration: Double = 10
 
@@ -72,7 +75,8 @@ struct LoadCommand: AsyncParsableCommand {
         CreateSaleRequest(
           itemID: "load-item", itemName: "Load test item", price: Money(currency: "EUR", amountMinor: 100),
           quantity: quantity, startsAt: Google_Protobuf_Timestamp(secondsSinceEpoch: now - 1),
-          endsAt: Google_Protobuf_Timestamp(secondsSinceEpoch: now + 3600)),
+          endsAt: Google_Protobuf_Timestamp(secondsSinceEpoch: now + 3600),
+          holdDuration: holdSeconds.map { Google_Protobuf_Duration(.seconds($0)) }),
         metadata: metadata)
       saleID = created.saleID
       printNow("created sale \(saleID) with \(quantity) units")

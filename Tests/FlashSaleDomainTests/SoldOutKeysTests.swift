@@ -100,7 +100,9 @@ struct SoldOutKeysTests {
     #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(200)) == nil)
     #expect(keys.claimed("new", sale: other, now: t0 + .milliseconds(200)) == false)
     #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(200)) == nil)
-    // A read that finds a unit of the second sale free drops its set only.
+    // A read that finds a unit of the second sale free drops its set only,
+    // also when that set is the one last asked about.
+    #expect(keys.claimed("granted-in-sale-2", sale: other, now: t0) == true)
     keys.observe(other, unitsFree: 1, readStart: t0 + .milliseconds(110), readEnd: t0 + .milliseconds(111))
     #expect(keys.claimed("new", sale: other, now: t0) == nil)
     #expect(keys.claimed("new", sale: sale, now: t0) == false)
