@@ -79,7 +79,7 @@ bench: test-deps
 ## throwaway PostgreSQL, beside Redis's Lua decrement and pgbench's plain SKIP LOCKED claim, each
 ## run right after ours on the same machine, in interleaved pairs (3 on SQLite, 2 on PostgreSQL:
 ## the machine's speed drifts between minutes); then the sold-out path and fsyncs per hold; then
-## a summary of the ratios (bench/claim-summary.py). See bench/claim-bench.sh. About 8 minutes.
+## a summary of the ratios (bench/claim-summary.py). See bench/claim-bench.sh. About 10 minutes.
 claim-bench: bench-deps
 	@mkdir -p .build; set -o pipefail; { \
 	  for pair in 1 2 3; do \

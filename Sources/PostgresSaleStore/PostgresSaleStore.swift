@@ -430,19 +430,10 @@ public final class PostgresSaleStore: SaleStore, Sendable {
   }
 
   public func stockLevel(_ saleID: SaleID) async throws -> StockLevel {
-    let rows = try await client.query(
-      """
-      SELECT s.quantity, coalesce(sum(h.held), 0)::bigint, coalesce(sum(h.booked), 0)::bigint,
-        coalesce(sum(h.version), 0)::bigint
-      FROM sales s LEFT JOIN sale_shards h ON h.sale_id = s.id
-      WHERE s.id = \(saleID.rawValue) GROUP BY s.quantity
-      """, logger: logger)
-    for try await (quantity, held, booked, version) in rows.decode((Int64, Int64, Int64, Int64).self) {
-      return StockLevel(
-        counts: UnitCounts(quantity: quantity, available: quantity - held - booked, held: held, booked: booked),
-        version: UInt64(version))
+    guard let (_, level) = try await salesWithStock([saleID]).first else {
+      throw DomainError(.saleNotFound, "no sale \(saleID)")
     }
-    throw DomainError(.saleNotFound, "no sale \(saleID)")
+    return level
   }
 
   public func salesWithStock(_ ids: [SaleID]) async throws -> [(sale: Sale, level: StockLevel)] {

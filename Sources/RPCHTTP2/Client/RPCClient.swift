@@ -11,8 +11,8 @@ import Synchronization
 /// Calls are multiplexed as streams over the connections and spread round
 /// robin over those that are ready (a call started on one of the client's
 /// event loops goes to a connection of that loop). A connection that fails is
-/// retried in the background with exponential backoff; one that receives GOAWAY takes no new
-/// calls and closes when its calls end. A call refused before any server
+/// retried in the background with exponential backoff; one that receives
+/// GOAWAY takes no new calls and closes when its calls end. A call refused before any server
 /// processed it (REFUSED_STREAM, GOAWAY) is retried on another connection
 /// transparently; other failures follow the call's ``RetryPolicy``.
 ///
@@ -170,7 +170,6 @@ public final class RPCClient: RPCChannel, Sendable {
     }
   }
 
-  /// The next ready connection, round robin.
   /// The next ready connection, round robin; for a call started on one of
   /// the client's event loops (a call started from another's completion),
   /// the next ready one on that loop, so that the call starts there and then,
