@@ -384,6 +384,33 @@ struct SaleStoreContractTests {
     #expect(try await store.audit(sale.id).isEmpty)
   }
 
+  @Test("due holds expire in batches of at most the limit, each once, answered whole", arguments: stores)
+  func expiryInBatches(kind: String) async throws {
+    let store = try await Self.makeStore(kind)
+    let sale = try await makeSale(store, definition(quantity: 6, perUserLimit: 1))
+    var due: [Booking] = []
+    for user in ["a", "b", "c", "d", "e"] { due.append(try held(try await claim(store, sale, user: user)).0) }
+    clock.advance(by: .seconds(10))
+    let (late, _) = try held(try await claim(store, sale, user: "late"))
+    clock.advance(by: .seconds(295))
+    let first = try await store.expireHolds(now: clock.now(), limit: 3)
+    let second = try await store.expireHolds(now: clock.now(), limit: 3)
+    #expect(first.count == 3)
+    #expect(second.count == 2)
+    #expect(Set((first + second).map(\.id)) == Set(due.map(\.id)))
+    for booking in first + second {
+      let original = try #require(due.first { $0.id == booking.id })
+      #expect(booking.status == .expired)
+      #expect(booking.userID == original.userID)
+      #expect(booking.unit == original.unit)
+      #expect(booking.fencingToken == original.fencingToken)
+      #expect(booking.idempotencyKey == original.idempotencyKey)
+    }
+    #expect(try await store.expireHolds(now: clock.now(), limit: 3).isEmpty)
+    #expect(try await store.booking(late.id)?.status == .hold)
+    #expect(try await store.counts(sale.id) == UnitCounts(quantity: 6, available: 5, held: 1, booked: 0))
+  }
+
   @Test("the invariant holds through a random mix of operations", arguments: stores)
   func randomOperations(kind: String) async throws {
     let store = try await Self.makeStore(kind)
