@@ -47,6 +47,8 @@ public final class SoldOutKeys: Sendable {
     var hotSale: SaleID?
     var hotKeys = Set<UInt64>()
     var hotUntil = ContinuousClock.now
+    /// The clock of ``SoldOutKeys/claimed(_:sale:)``.
+    var clock = TickCachedClock()
 
     /// Whether the sale's set has `fingerprint`; `nil` without a loaded set
     /// vouching for `now`.
@@ -121,9 +123,23 @@ public final class SoldOutKeys: Sendable {
   }
 
   /// Whether a booking of the sale was made with `key`, as memory can vouch
-  /// at `now`: `false` surely not, `true` it was; `nil` when the store must
-  /// tell (no set, still loading, or expired).
-  public func claimed(_ key: String, sale saleID: SaleID, now: ContinuousClock.Instant = .now) -> Bool? {
+  /// now: `false` surely not, `true` it was; `nil` when the store must tell
+  /// (no set, still loading, or expired).
+  ///
+  /// Called on every `Book` of a sold-out rush, so it reads the clock finely
+  /// at most once per tick of the kernel's (``TickCachedClock``): the moment
+  /// it checks against the set's time may be up to two ticks after the true
+  /// one, which can only end a set that much earlier.
+  public func claimed(_ key: String, sale saleID: SaleID) -> Bool? {
+    let fingerprint = ClaimedKeys.fingerprint(key)
+    return state.withLock { state in
+      let now = state.clock.notBeforeNow()
+      return state.claimed(fingerprint, sale: saleID, now: now)
+    }
+  }
+
+  /// ``claimed(_:sale:)`` at the moment `now`.
+  public func claimed(_ key: String, sale saleID: SaleID, now: ContinuousClock.Instant) -> Bool? {
     let fingerprint = ClaimedKeys.fingerprint(key)
     return state.withLock { $0.claimed(fingerprint, sale: saleID, now: now) }
   }

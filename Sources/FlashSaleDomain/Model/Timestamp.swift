@@ -98,8 +98,8 @@ public struct SystemClock: WallClock {
     return earliest...Timestamp(nanosecondsSinceEpoch: earliest.nanosecondsSinceEpoch &+ Self.coarseErrorNanoseconds)
   }
 
-  /// How far the coarse clock may lag, in nanoseconds: twice its resolution (one tick).
-  private static let coarseErrorNanoseconds: Int64 = {
+  /// How far the coarse clock may lag, in nanoseconds: two ticks (twice its resolution).
+  static let coarseErrorNanoseconds: Int64 = {
     var resolution = timespec()
     clock_getres(CLOCK_REALTIME_COARSE, &resolution)
     return 2 * (Int64(resolution.tv_sec) * 1_000_000_000 + Int64(resolution.tv_nsec))

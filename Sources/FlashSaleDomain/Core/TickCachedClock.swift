@@ -1,0 +1,39 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `ContinuousClock` (which counts a suspend) as a lease check needs it: a
+/// moment not before now and at most ``margin`` after it, read finely at most
+/// once per tick of the kernel's clock.
+///
+/// A fine read of the continuous clock costs ~22 ns here; the kernel's coarse
+/// real-time clock, the time of its last tick, ~3 ns. While the coarse time
+/// stays the same, no tick has passed since the last fine read (which came
+/// after the coarse read that saw that tick), so less than a tick has passed
+/// since it: that read plus two ticks (the lag ``SystemClock/nowBounds()``
+/// allows the coarse clock too) is still after now. A suspend, or a change of
+/// the wall clock, moves the coarse time, so the next read is a fine one.
+///
+/// Not thread-safe: keep it under the lock of the state it times.
+struct TickCachedClock {
+  /// Two ticks of the coarse clock.
+  static let margin = Duration.nanoseconds(SystemClock.coarseErrorNanoseconds)
+
+  /// The coarse time before the last fine read.
+  private var tick = timespec()
+  /// The last fine read plus ``margin``.
+  private var latest = ContinuousClock.now
+
+  /// A moment not before now, and at most ``margin`` after it.
+  mutating func notBeforeNow() -> ContinuousClock.Instant {
+    var coarse = timespec()
+    clock_gettime(CLOCK_REALTIME_COARSE, &coarse)
+    if coarse.tv_nsec != tick.tv_nsec || coarse.tv_sec != tick.tv_sec {
+      tick = coarse
+      latest = .now + Self.margin
+    }
+    return latest
+  }
+}
