@@ -252,6 +252,43 @@ struct ClaimedKeysTests {
     Issue.record("the key index never loaded")
   }
 
+  @Test("on the process's clock, a sold-out sale's vouched keys never answer once their time has run out, and do until shortly before")
+  func vouchedKeysOnTheClock() async throws {
+    let store = InMemorySaleStore(restockDelay: .seconds(20))
+    let (sale, _) = try await soldOutSale(
+      SaleCore(store: store, clock: clock, availability: AvailabilityTracker(store: store, clock: clock)))
+    // A tracker of its own, with no SoldOutKeys vouching besides the test.
+    let tracker = AvailabilityTracker(store: store, clock: clock)
+    try await tracker.track(sale)
+    let until = ContinuousClock.now + .milliseconds(150)
+    tracker.vouch(VouchedKeys(fingerprints: [ClaimedKeys.fingerprint("k-winner")], until: until), for: sale.id)
+    #expect(tracker.refusalFromMemory(sale.id, keyFingerprint: ClaimedKeys.fingerprint("k-winner"))?.neverUsed == false)
+    // The clock the refusals read may run up to two ticks of the kernel's
+    // clock ahead (10 ms at most where the kernel ticks at 100 Hz or more),
+    // never behind.
+    let margin = Duration.milliseconds(20)
+    let fingerprint = ClaimedKeys.fingerprint("new")
+    var (answered, lateAnswers, missedAnswers) = (0, 0, 0)
+    while ContinuousClock.now < until + .milliseconds(30) {
+      for _ in 0..<50 {
+        let before = ContinuousClock.now
+        let answer = tracker.refusalFromMemory(sale.id, keyFingerprint: fingerprint)
+        let after = ContinuousClock.now
+        #expect(answer?.refusal.reason == .soldOutForNow)
+        if answer?.neverUsed != nil { answered += 1 }
+        if answer?.neverUsed != nil, before >= until { lateAnswers += 1 }
+        if answer?.neverUsed == nil, after + margin < until { missedAnswers += 1 }
+      }
+      try await Task.sleep(for: .microseconds(500))
+    }
+    #expect(answered > 0)
+    #expect(lateAnswers == 0)
+    #expect(missedAnswers == 0)
+    // Nothing vouched: the store must tell.
+    tracker.vouch(nil, for: sale.id)
+    #expect(tracker.refusalFromMemory(sale.id, keyFingerprint: fingerprint)?.neverUsed == nil)
+  }
+
   /// A store this process alone writes (the key index, ``ClaimedKeys``), or
   /// one shared with other processes that restocks after a delay (the key
   /// sets of sold-out sales, ``SoldOutKeys``).

@@ -24,6 +24,9 @@ public final class AvailabilityTracker: Service, Sendable {
     /// counts may show too few units, and no refusal is made from memory.
     var returnsNoted = 0
     var returnsSeen = 0
+    /// On a store other processes share: the sale's keys while it is sold
+    /// out, as ``SoldOutKeys`` vouches for them (``vouch(_:for:)``).
+    var vouchedKeys: VouchedKeys?
     /// flashsale_sale_units{sale, state}, made once per sale.
     let gauges: UnitGauges
   }
@@ -54,11 +57,37 @@ public final class AvailabilityTracker: Service, Sendable {
     var counts: UnitCounts
     /// No unit given back in this process since the last store read.
     var settled: Bool
+    /// The entry's vouched keys, and their time in ``TickCachedClock``'s
+    /// nanoseconds (a plain value, unlike the clock's instant).
+    var vouchedFingerprints: Set<UInt64>?
+    var vouchedUntil: Int64
+
+    /// No sale's: what ``State/lastGate`` holds while it holds none.
+    static let unused = Gate(
+      schedule: Sale.Schedule(
+        startsAt: Timestamp(nanosecondsSinceEpoch: 0), endsAt: Timestamp(nanosecondsSinceEpoch: 0), isPaused: false,
+        isClosed: true),
+      counts: UnitCounts(quantity: 0, available: 0, held: 0, booked: 0), settled: false, vouchedFingerprints: nil,
+      vouchedUntil: .min)
+
+    init(
+      schedule: Sale.Schedule, counts: UnitCounts, settled: Bool, vouchedFingerprints: Set<UInt64>?,
+      vouchedUntil: Int64
+    ) {
+      (self.schedule, self.counts, self.settled) = (schedule, counts, settled)
+      (self.vouchedFingerprints, self.vouchedUntil) = (vouchedFingerprints, vouchedUntil)
+    }
 
     init(_ entry: Entry) {
       schedule = entry.sale.schedule
       counts = entry.level.counts
       settled = entry.returnsNoted == entry.returnsSeen
+      (vouchedFingerprints, vouchedUntil) = Self.vouched(entry.vouchedKeys)
+    }
+
+    static func vouched(_ keys: VouchedKeys?) -> (Set<UInt64>?, Int64) {
+      guard let keys else { return (nil, .min) }
+      return (keys.fingerprints, TickCachedClock.nanoseconds(keys.until))
     }
   }
 
@@ -69,28 +98,40 @@ public final class AvailabilityTracker: Service, Sendable {
     /// Each entry's sale, for the answer of every claim (without copying the
     /// entry, its watchers and gauges).
     var sales: [SaleID: Sale] = [:]
-    /// The gate read last, found by comparing ids rather than hashing one (in
-    /// a rush nearly every `Book` is for one sale); dropped at every change.
-    var lastGate: (id: SaleID, gate: Gate)?
+    /// The gate read last (`lastGate`, of the sale `lastGateID`), found by
+    /// comparing ids rather than hashing one (in a rush nearly every `Book`
+    /// is for one sale); dropped at every change. Plain fields, read in
+    /// place: a gate copied out of an optional tuple cost a runtime call per
+    /// `Book`, and a retain and release of its key set.
+    var lastGateID: SaleID?
+    var lastGate = Gate.unused
 
     mutating func store(_ entry: Entry, for id: SaleID) {
       entries[id] = entry
       gates[id] = Gate(entry)
       sales[id] = entry.sale
-      lastGate = nil
+      forgetLastGate()
     }
 
-    mutating func gate(_ id: SaleID) -> Gate? {
-      if let last = lastGate, last.id == id { return last.gate }
-      guard let gate = gates[id] else { return nil }
-      lastGate = (id, gate)
-      return gate
+    /// Makes `lastGate` the sale's gate; `false` when the sale is not tracked.
+    mutating func selectGate(_ id: SaleID) -> Bool {
+      if lastGateID == id { return true }
+      guard let gate = gates[id] else { return false }
+      (lastGateID, lastGate) = (id, gate)
+      return true
+    }
+
+    mutating func forgetLastGate() {
+      lastGateID = nil
+      lastGate = .unused
     }
     var nextWatcherID = 0
     /// Set when ``run()`` ended: new watchers' streams end at once.
     var stopped = false
     /// Sales being looked up by ``trackSoon(_:)``.
     var lookingUp: Set<SaleID> = []
+    /// The clock the vouched keys' time is checked on, on every refusal.
+    var leaseClock = TickCachedClock()
   }
 
   private let state = Mutex(State())
@@ -149,7 +190,7 @@ public final class AvailabilityTracker: Service, Sendable {
     state.withLock { state in
       state.entries[saleID]?.returnsNoted += 1
       state.gates[saleID]?.settled = false
-      state.lastGate = nil
+      state.forgetLastGate()
     }
   }
 
@@ -159,19 +200,62 @@ public final class AvailabilityTracker: Service, Sendable {
   public func refusalFromMemory(_ saleID: SaleID) -> DomainError? {
     let bounds = clock.nowBounds()
     return state.withLock { state -> DomainError? in
-      guard let gate = state.gate(saleID), gate.settled else { return nil }
-      var verdict = AvailabilitySnapshot.state(of: gate.schedule, counts: gate.counts, at: bounds.lowerBound)
-      if verdict != AvailabilitySnapshot.state(of: gate.schedule, counts: gate.counts, at: bounds.upperBound) {
-        verdict = AvailabilitySnapshot.state(of: gate.schedule, counts: gate.counts, at: clock.now())  // at a boundary
-      }
-      switch verdict {
-      case .available: return nil
-      case .notStarted: return DomainError(.saleNotStarted, "sale \(saleID) has not started")
-      case .paused: return DomainError(.salePaused, "sale \(saleID) is paused")
-      case .ended: return DomainError(.saleEnded, "sale \(saleID) has ended")
-      case .soldOutForNow: return .soldOutForNow
-      case .soldOut: return .soldOut
-      }
+      guard state.selectGate(saleID), state.lastGate.settled else { return nil }
+      return Self.refusal(saleID, verdict(state.lastGate.schedule, state.lastGate.counts, bounds))
+    }
+  }
+
+  /// ``refusalFromMemory(_:)``, and whether the key with `keyFingerprint`
+  /// (``ClaimedKeys/fingerprint(_:)``) surely made no booking of the sale, as
+  /// its vouched keys tell while it is sold out (`nil`: they cannot tell).
+  /// One lookup of the sale, under one lock, for a sold-out rush's refusals
+  /// on a store other processes share.
+  public func refusalFromMemory(
+    _ saleID: SaleID, keyFingerprint: UInt64
+  ) -> (refusal: DomainError, neverUsed: Bool?)? {
+    let bounds = clock.nowBounds()
+    return state.withLock { state -> (refusal: DomainError, neverUsed: Bool?)? in
+      guard state.selectGate(saleID), state.lastGate.settled else { return nil }
+      let verdict = verdict(state.lastGate.schedule, state.lastGate.counts, bounds)
+      guard let refusal = Self.refusal(saleID, verdict) else { return nil }
+      guard verdict == .soldOut || verdict == .soldOutForNow,
+        let used = state.lastGate.vouchedFingerprints?.contains(keyFingerprint),
+        state.leaseClock.notBeforeNow() < state.lastGate.vouchedUntil
+      else { return (refusal, nil) }
+      return (refusal, !used)
+    }
+  }
+
+  /// Keeps what ``SoldOutKeys`` vouches for of a tracked sale's keys now.
+  public func vouch(_ keys: VouchedKeys?, for saleID: SaleID) {
+    state.withLock { state in
+      guard var entry = state.entries[saleID] else { return }
+      entry.vouchedKeys = keys
+      state.store(entry, for: saleID)
+    }
+  }
+
+  /// The state of a sale with `schedule` and `counts` at `bounds`, or
+  /// exactly now at a boundary.
+  private func verdict(
+    _ schedule: Sale.Schedule, _ counts: UnitCounts, _ bounds: ClosedRange<Timestamp>
+  ) -> AvailabilitySnapshot.State {
+    let verdict = AvailabilitySnapshot.state(of: schedule, counts: counts, at: bounds.lowerBound)
+    guard verdict == AvailabilitySnapshot.state(of: schedule, counts: counts, at: bounds.upperBound) else {
+      return AvailabilitySnapshot.state(of: schedule, counts: counts, at: clock.now())
+    }
+    return verdict
+  }
+
+  /// The refusal a sale in `verdict` gives a `Book`; `nil` while available.
+  private static func refusal(_ saleID: SaleID, _ verdict: AvailabilitySnapshot.State) -> DomainError? {
+    switch verdict {
+    case .available: return nil
+    case .notStarted: return DomainError(.saleNotStarted, "sale \(saleID) has not started")
+    case .paused: return DomainError(.salePaused, "sale \(saleID) is paused")
+    case .ended: return DomainError(.saleEnded, "sale \(saleID) has ended")
+    case .soldOutForNow: return .soldOutForNow
+    case .soldOut: return .soldOut
     }
   }
 

@@ -58,7 +58,7 @@ public final class SaleCore: Sendable {
     } else {
       self.claimedKeys = nil
     }
-    if !store.isSoleWriter, let soldOutKeys = SoldOutKeys(store: store) {
+    if !store.isSoleWriter, let soldOutKeys = SoldOutKeys(store: store, publish: { availability.vouch($1, for: $0) }) {
       self.soldOutKeys = soldOutKeys
       availability.onStockRead { saleID, level, readStart, readEnd in
         soldOutKeys.observe(saleID, unitsFree: level.counts.available, readStart: readStart, readEnd: readEnd)
@@ -163,11 +163,13 @@ public final class SaleCore: Sendable {
   /// else the refusal, and whether the key surely made no booking (`nil`
   /// without a key index).
   private func refusalFromMemory(_ saleID: SaleID, _ key: String) -> (DomainError, neverUsed: Bool?)? {
-    guard let refusal = availability.refusalFromMemory(saleID) else { return nil }
-    if let claimedKeys { return (refusal, claimedKeys.neverUsed(key)) }
+    if let claimedKeys {
+      guard let refusal = availability.refusalFromMemory(saleID) else { return nil }
+      return (refusal, claimedKeys.neverUsed(key))
+    }
     // Only "sold out" is vouched for by a sold-out sale's key set.
-    guard let soldOutKeys, refusal.reason == .soldOut || refusal.reason == .soldOutForNow else { return (refusal, nil) }
-    return (refusal, soldOutKeys.claimed(key, sale: saleID).map { !$0 })
+    guard soldOutKeys != nil else { return availability.refusalFromMemory(saleID).map { ($0, nil) } }
+    return availability.refusalFromMemory(saleID, keyFingerprint: ClaimedKeys.fingerprint(key))
   }
 
   /// A refusal from memory on a shared store: refused if the key made no

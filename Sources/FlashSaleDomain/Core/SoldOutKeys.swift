@@ -25,6 +25,10 @@ import Synchronization
 /// The set holds the sale's own keys: on a sold-out sale, a key used for
 /// another sale is refused as sold out rather than as reused. No unit is
 /// taken either way.
+///
+/// Each change of what a sale's set vouches for goes to `publish`: the
+/// ``AvailabilityTracker`` keeps it beside the sale's counts, so that a
+/// refusal reads both under one lock and finds the sale once.
 public final class SoldOutKeys: Sendable {
   private struct Entry {
     /// Which load fills `keys`: a newer entry for the sale ignores an older load.
@@ -33,57 +37,38 @@ public final class SoldOutKeys: Sendable {
     var validUntil: ContinuousClock.Instant
     /// The sale's keys, once loaded.
     var keys: Set<UInt64>?
+
+    /// What the entry vouches for: nothing before its keys are loaded.
+    var vouched: VouchedKeys? { keys.map { VouchedKeys(fingerprints: $0, until: validUntil) } }
   }
 
   private struct State {
     var entries: [SaleID: Entry] = [:]
     var nextGeneration = 0
-    /// The sale the last ``SoldOutKeys/claimed(_:sale:now:)`` found a loaded
-    /// set for, with that set and its time: a rush is for one sale, whose
-    /// refusals then skip the lookup by sale id (hashing the id and copying
-    /// the entry out were most of a refusal's cost here). Plain fields, not
-    /// an optional tuple: the clock's instant has no layout known at compile
-    /// time, and every test of such an optional was a runtime call.
-    var hotSale: SaleID?
-    var hotKeys = Set<UInt64>()
-    var hotUntil = ContinuousClock.now
-    /// The clock of ``SoldOutKeys/claimed(_:sale:)``.
-    var clock = TickCachedClock()
-
-    /// Whether the sale's set has `fingerprint`; `nil` without a loaded set
-    /// vouching for `now`.
-    mutating func claimed(_ fingerprint: UInt64, sale saleID: SaleID, now: ContinuousClock.Instant) -> Bool? {
-      if hotSale != saleID {
-        guard let entry = entries[saleID], let keys = entry.keys else { return nil }
-        (hotSale, hotKeys, hotUntil) = (saleID, keys, entry.validUntil)
-      }
-      guard now < hotUntil else { return nil }
-      return hotKeys.contains(fingerprint)
-    }
-
-    /// Forgets the memo of ``claimed(_:sale:now:)``: `entries` changed.
-    mutating func entriesChanged() {
-      hotSale = nil
-      hotKeys = []
-    }
   }
 
   private let state = Mutex(State())
   /// How long one sold-out read vouches for.
   public let lease: Duration
   private let load: @Sendable (SaleID) async throws -> Set<UInt64>
+  private let publish: @Sendable (SaleID, VouchedKeys?) -> Void
 
   /// Key sets for a store with `restockDelay`, loaded by `load` (the
-  /// fingerprints, ``ClaimedKeys/fingerprint(_:)``, of a sale's keys).
-  public init(restockDelay: Duration, load: @escaping @Sendable (SaleID) async throws -> Set<UInt64>) {
+  /// fingerprints, ``ClaimedKeys/fingerprint(_:)``, of a sale's keys); each
+  /// change of what a sale's set vouches for goes to `publish`, in order.
+  public init(
+    restockDelay: Duration, load: @escaping @Sendable (SaleID) async throws -> Set<UInt64>,
+    publish: @escaping @Sendable (SaleID, VouchedKeys?) -> Void = { _, _ in }
+  ) {
     self.lease = restockDelay * 3 / 4
     self.load = load
+    self.publish = publish
   }
 
   /// Key sets for `store`, which must have a ``SaleStore/restockDelay``.
-  public convenience init?(store: any SaleStore) {
+  public convenience init?(store: any SaleStore, publish: @escaping @Sendable (SaleID, VouchedKeys?) -> Void) {
     guard let delay = store.restockDelay else { return nil }
-    self.init(restockDelay: delay) { try await store.idempotencyKeyFingerprints(of: $0) }
+    self.init(restockDelay: delay, load: { try await store.idempotencyKeyFingerprints(of: $0) }, publish: publish)
   }
 
   /// A read of the sale's stock, sent at `readStart` and answered by
@@ -93,21 +78,22 @@ public final class SoldOutKeys: Sendable {
     _ saleID: SaleID, unitsFree: Int64, readStart: ContinuousClock.Instant, readEnd: ContinuousClock.Instant
   ) {
     let generation = state.withLock { state -> Int? in
-      state.entriesChanged()
       guard unitsFree <= 0 else {
-        state.entries[saleID] = nil
+        if state.entries.removeValue(forKey: saleID) != nil { publish(saleID, nil) }
         return nil
       }
       let until = readStart + lease
       if var entry = state.entries[saleID], readEnd < entry.validUntil {
         entry.validUntil = max(entry.validUntil, until)
         state.entries[saleID] = entry
+        if let vouched = entry.vouched { publish(saleID, vouched) }
         return nil
       }
       // A new run of sold-out reads: the keys of the bookings made before it
       // (loaded after this read, so from a later snapshot than its own).
       defer { state.nextGeneration += 1 }
       state.entries[saleID] = Entry(generation: state.nextGeneration, validUntil: until)
+      publish(saleID, nil)
       return state.nextGeneration
     }
     guard let generation else { return }
@@ -115,32 +101,39 @@ public final class SoldOutKeys: Sendable {
       let keys = try? await load(saleID)
       state.withLock { state in
         guard state.entries[saleID]?.generation == generation else { return }
-        state.entriesChanged()
         // A failed load ends the run: the next sold-out read starts another.
         if let keys { state.entries[saleID]?.keys = keys } else { state.entries[saleID] = nil }
+        publish(saleID, state.entries[saleID]?.vouched)
       }
     }
   }
 
-  /// Whether a booking of the sale was made with `key`, as memory can vouch
-  /// now: `false` surely not, `true` it was; `nil` when the store must tell
-  /// (no set, still loading, or expired).
-  ///
-  /// Called on every `Book` of a sold-out rush, so it reads the clock finely
-  /// at most once per tick of the kernel's (``TickCachedClock``): the moment
-  /// it checks against the set's time may be up to two ticks after the true
-  /// one, which can only end a set that much earlier.
-  public func claimed(_ key: String, sale saleID: SaleID) -> Bool? {
-    let fingerprint = ClaimedKeys.fingerprint(key)
-    return state.withLock { state in
-      let now = state.clock.notBeforeNow()
-      return state.claimed(fingerprint, sale: saleID, now: now)
-    }
-  }
-
-  /// ``claimed(_:sale:)`` at the moment `now`.
+  /// Whether a booking of the sale was made with `key`, as the sale's set
+  /// vouches at `now`: `false` surely not, `true` it was; `nil` when the
+  /// store must tell (no set, still loading, or expired). What `publish`
+  /// was last given for the sale answers the same.
   public func claimed(_ key: String, sale saleID: SaleID, now: ContinuousClock.Instant) -> Bool? {
     let fingerprint = ClaimedKeys.fingerprint(key)
-    return state.withLock { $0.claimed(fingerprint, sale: saleID, now: now) }
+    return state.withLock { $0.entries[saleID]?.vouched?.claimed(fingerprint, at: now) }
+  }
+}
+
+/// A sold-out sale's key set and until when the stock reads vouch for it
+/// (``SoldOutKeys``).
+public struct VouchedKeys: Sendable {
+  /// The fingerprints (``ClaimedKeys/fingerprint(_:)``) of the sale's keys.
+  public var fingerprints: Set<UInt64>
+  /// Until when no unit of the sale was granted beyond these keys.
+  public var until: ContinuousClock.Instant
+
+  public init(fingerprints: Set<UInt64>, until: ContinuousClock.Instant) {
+    self.fingerprints = fingerprints
+    self.until = until
+  }
+
+  /// Whether the set has `fingerprint`, if it still vouches at `now`.
+  public func claimed(_ fingerprint: UInt64, at now: ContinuousClock.Instant) -> Bool? {
+    guard now < until else { return nil }
+    return fingerprints.contains(fingerprint)
   }
 }

@@ -6,7 +6,7 @@ import Darwin
 
 /// `ContinuousClock` (which counts a suspend) as a lease check needs it: a
 /// moment not before now and at most ``margin`` after it, read finely at most
-/// once per tick of the kernel's clock.
+/// once per tick of the kernel's clock, as a plain count of nanoseconds.
 ///
 /// A fine read of the continuous clock costs ~22 ns here; the kernel's coarse
 /// real-time clock, the time of its last tick, ~3 ns. While the coarse time
@@ -16,23 +16,36 @@ import Darwin
 /// allows the coarse clock too) is still after now. A suspend, or a change of
 /// the wall clock, moves the coarse time, so the next read is a fine one.
 ///
+/// Moments are nanoseconds since a fixed instant of this process, not
+/// `ContinuousClock.Instant`s: an instant's layout is not known when this
+/// module is compiled, so every copy or test of one (in an optional, say)
+/// is a call into the runtime.
+///
 /// Not thread-safe: keep it under the lock of the state it times.
 struct TickCachedClock {
-  /// Two ticks of the coarse clock.
-  static let margin = Duration.nanoseconds(SystemClock.coarseErrorNanoseconds)
+  /// Two ticks of the coarse clock, in nanoseconds.
+  static let margin = SystemClock.coarseErrorNanoseconds
+  /// The instant the plain counts start from.
+  private static let origin = ContinuousClock.now
+
+  /// `instant` as nanoseconds since ``origin``.
+  static func nanoseconds(_ instant: ContinuousClock.Instant) -> Int64 {
+    let (seconds, attoseconds) = (instant - origin).components
+    return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
+  }
 
   /// The coarse time before the last fine read.
   private var tick = timespec()
   /// The last fine read plus ``margin``.
-  private var latest = ContinuousClock.now
+  private var latest = Int64.min
 
   /// A moment not before now, and at most ``margin`` after it.
-  mutating func notBeforeNow() -> ContinuousClock.Instant {
+  mutating func notBeforeNow() -> Int64 {
     var coarse = timespec()
     clock_gettime(CLOCK_REALTIME_COARSE, &coarse)
     if coarse.tv_nsec != tick.tv_nsec || coarse.tv_sec != tick.tv_sec {
       tick = coarse
-      latest = .now + Self.margin
+      latest = Self.nanoseconds(.now) &+ Self.margin
     }
     return latest
   }
