@@ -264,7 +264,7 @@ struct ClaimedKeysTests {
     tracker.vouch(VouchedKeys(fingerprints: [ClaimedKeys.fingerprint("k-winner")], until: until), for: sale.id)
     #expect(tracker.refusalFromMemory(sale.id, keyFingerprint: ClaimedKeys.fingerprint("k-winner"))?.neverUsed == false)
     // The clock the refusals read may run up to two ticks of the kernel's
-    // clock ahead (10 ms at most where the kernel ticks at 100 Hz or more),
+    // clock ahead (20 ms at most where the kernel ticks at 100 Hz or more),
     // never behind.
     let margin = Duration.milliseconds(20)
     let fingerprint = ClaimedKeys.fingerprint("new")

@@ -185,7 +185,8 @@ public final class AvailabilityTracker: Service, Sendable {
   }
 
   /// Notes that this process gave units of the sale back to stock: until the
-  /// next store read, ``refusalFromMemory(_:)`` makes no refusal for it.
+  /// next store read, ``refusalFromMemory(_:)`` (and its variant with a key)
+  /// makes no refusal for it.
   public func noteReturned(_ saleID: SaleID) {
     state.withLock { state in
       state.entries[saleID]?.returnsNoted += 1
@@ -227,6 +228,8 @@ public final class AvailabilityTracker: Service, Sendable {
   }
 
   /// Keeps what ``SoldOutKeys`` vouches for of a tracked sale's keys now.
+  /// For a sale not tracked yet it keeps nothing: the next sold-out read
+  /// that extends the set's time hands it over again (within a refresh).
   public func vouch(_ keys: VouchedKeys?, for saleID: SaleID) {
     state.withLock { state in
       guard var entry = state.entries[saleID] else { return }

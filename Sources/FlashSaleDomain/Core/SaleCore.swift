@@ -19,7 +19,9 @@ public final class SaleCore: Sendable {
   private let claimedKeys: ClaimedKeys?
   /// The keys of sold-out sales, for a store other processes write too and
   /// that restocks returned units only after a delay: a sold-out refusal
-  /// then needs no key read either.
+  /// then needs no key read either. It hands each sale's set to the
+  /// availability tracker, whose refusals check the key (kept here, as the
+  /// tracker's stock-read observer, for as long as the core lives).
   private let soldOutKeys: SoldOutKeys?
   private let holds = Counter(label: "flashsale_bookings_total", dimensions: [("event", "held")])
   private let confirms = Counter(label: "flashsale_bookings_total", dimensions: [("event", "confirmed")])
@@ -161,7 +163,8 @@ public final class SaleCore: Sendable {
 
   /// What memory alone says of a `Book`: `nil` when the sale may have a unit;
   /// else the refusal, and whether the key surely made no booking (`nil`
-  /// without a key index).
+  /// when memory cannot tell: no key index, or on a shared store no key set
+  /// vouched for now).
   private func refusalFromMemory(_ saleID: SaleID, _ key: String) -> (DomainError, neverUsed: Bool?)? {
     if let claimedKeys {
       guard let refusal = availability.refusalFromMemory(saleID) else { return nil }

@@ -120,7 +120,7 @@ public final class SoldOutKeys: Sendable {
 
 /// A sold-out sale's key set and until when the stock reads vouch for it
 /// (``SoldOutKeys``).
-public struct VouchedKeys: Sendable {
+public struct VouchedKeys: Equatable, Sendable {
   /// The fingerprints (``ClaimedKeys/fingerprint(_:)``) of the sale's keys.
   public var fingerprints: Set<UInt64>
   /// Until when no unit of the sale was granted beyond these keys.
