@@ -114,10 +114,11 @@ struct SoldOutKeysTests {
       #expect(saleID == sale)
       log.withLock { $0.append(vouched) }
     }
-    /// Waits until `count` publications were made; the last one.
+    /// Waits for the `count`-th publication and returns it (`nil` if none
+    /// came): a later one may already have followed, as loads run apart.
     func last(_ count: Int) async throws -> VouchedKeys?? {
       for _ in 0..<500 where log.withLock({ $0.count }) < count { try await Task.sleep(for: .milliseconds(2)) }
-      return log.withLock { $0.count == count ? $0.last : nil }
+      return log.withLock { $0.count >= count ? $0[count - 1] : nil }
     }
     read(keys, at: 0)  // a new run: nothing vouched until its keys are loaded
     #expect(try await last(1) == .some(nil))
@@ -135,6 +136,8 @@ struct SoldOutKeysTests {
     #expect(try await last(5) == .some(nil))
     #expect(try await last(6) == .some(nil))
     #expect(keys.claimed("new", sale: sale, now: t0 + .milliseconds(300)) == nil)
+    try await Task.sleep(for: .milliseconds(20))
+    #expect(log.withLock { $0.count } == 6, "a publication beyond the steps above")
   }
 
   @Test("reads that follow each other within the lease extend it with one load; a gap starts over")

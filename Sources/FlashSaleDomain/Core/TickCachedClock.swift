@@ -5,8 +5,9 @@ import Darwin
 #endif
 
 /// `ContinuousClock` (which counts a suspend) as a lease check needs it: a
-/// moment not before now and at most ``margin`` after it, read finely at most
-/// once per tick of the kernel's clock, as a plain count of nanoseconds.
+/// moment not before now and at most ``margin`` after it, as a plain count
+/// of nanoseconds, read finely once per tick of the kernel's clock and every
+/// 64th time (see below), not at every call.
 ///
 /// A fine read of the continuous clock costs ~22 ns here; the kernel's coarse
 /// real-time clock, the time of its last tick, ~3 ns. While the coarse time

@@ -12,9 +12,10 @@ import Synchronization
 /// robin over those that are ready (a call started on one of the client's
 /// event loops goes to a connection of that loop). A connection that fails is
 /// retried in the background with exponential backoff; one that receives
-/// GOAWAY takes no new calls and closes when its calls end. A call refused before any server
-/// processed it (REFUSED_STREAM, GOAWAY) is retried on another connection
-/// transparently; other failures follow the call's ``RetryPolicy``.
+/// GOAWAY takes no new calls and closes when its calls end. A call refused
+/// before any server processed it (REFUSED_STREAM, GOAWAY) is retried on
+/// another connection transparently; other failures follow the call's
+/// ``RetryPolicy``.
 ///
 /// ```swift
 /// let client = RPCClient(configuration: .init(targets: [.init(host: "127.0.0.1", port: 8443)]))
